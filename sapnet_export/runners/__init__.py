@@ -1,0 +1,42 @@
+"""Backends behind one interface (DESIGN.md section 4): pick one by name with :func:`create_runner`.
+
+Adding a backend means adding its module here and one line to :data:`BACKENDS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from ..errors import InputError
+from .base import Runner, RunnerInfo
+
+#: ``--backend`` name -> ``module:class`` of its Runner (imported only when used).
+BACKENDS = {
+    "torch": "sapnet_export.runners.torch_runner:TorchRunner",
+    "onnxruntime": "sapnet_export.runners.onnxruntime_runner:OnnxRuntimeRunner",
+}
+
+
+def create_runner(backend: str, *, model: str | None = None, weights: str = "official",
+                  stages: int | None = None, device: str = "cpu") -> Runner:
+    """Build the Runner for ``backend`` from CLI-style options.
+
+    Args:
+        backend: a key of :data:`BACKENDS`.
+        model: model file for file-based backends (``.onnx``); None for ``torch``.
+        weights: checkpoint spec for ``torch`` (a path or ``official``).
+        stages: stages to run (None: all the model has).
+        device: ``cpu`` or a GPU device of the backend (``cuda``; ``tensorrt`` for ONNX Runtime's
+            TensorRT provider).
+
+    Raises:
+        InputError: unknown backend, or the backend's own errors (missing file, unavailable device).
+    """
+    if backend not in BACKENDS:
+        raise InputError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    module_name, class_name = BACKENDS[backend].split(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    return cls.from_options(model=model, weights=weights, stages=stages, device=device)
+
+
+__all__ = ["BACKENDS", "Runner", "RunnerInfo", "create_runner"]

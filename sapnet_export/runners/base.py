@@ -1,0 +1,63 @@
+"""The Runner interface every backend implements (DESIGN.md section 4)."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import InputError
+
+
+@dataclass(frozen=True)
+class RunnerInfo:
+    """What a Runner is.
+
+    Attributes:
+        backend: ``torch``, ``onnxruntime``, ... (the ``--backend`` name).
+        precision: ``fp32``, ``fp16`` or ``int8`` (the compute precision of the model it runs).
+        device: where it runs, e.g. ``cpu`` or ``cuda:0``; for ONNX Runtime, the execution provider.
+        model: the checkpoint or model file it runs.
+        stages: recurrent stages it runs.
+        threads: CPU threads it uses (None where the backend does not say).
+        versions: package name -> version of the libraries doing the work.
+    """
+
+    backend: str
+    precision: str
+    device: str
+    model: str
+    stages: int
+    threads: int | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+
+
+class Runner(abc.ABC):
+    """Derains batches: float32 [N, 3, H, W] RGB in [0, 1] in, float32 [N, 3, H, W] out (not clipped).
+
+    Subclasses set :attr:`info` and implement :meth:`_run`; :meth:`run` checks the input and output.
+    """
+
+    info: RunnerInfo
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Derain ``batch`` (float32 [N, 3, H, W], C-contiguous is not required).
+
+        Raises:
+            InputError: ``batch`` is not float32 with shape [N, 3, H, W], N, H, W >= 1.
+        """
+        if not isinstance(batch, np.ndarray) or batch.dtype != np.float32 or batch.ndim != 4 \
+                or batch.shape[1] != 3 or min(batch.shape) < 1:
+            got = f"{batch.dtype} {batch.shape}" if isinstance(batch, np.ndarray) else type(batch).__name__
+            raise InputError(f"{self.info.backend} runner: expected float32 [N, 3, H, W], got {got}")
+        out = self._run(np.ascontiguousarray(batch))
+        if out.shape != batch.shape:
+            raise RuntimeError(f"{self.info.backend} runner returned {out.shape} for {batch.shape}")
+        return out
+
+    __call__ = run
+
+    @abc.abstractmethod
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        """Backend work on a checked, contiguous float32 [N, 3, H, W] batch; returns float32 [N, 3, H, W]."""

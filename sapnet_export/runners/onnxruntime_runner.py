@@ -1,0 +1,107 @@
+"""The ONNX Runtime Runner: CPU, CUDA and TensorRT execution providers, never a silent fallback."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..onnx_meta import INPUT_NAME, OUTPUT_NAME, graph_precision, load_onnx, metadata
+from .base import Runner, RunnerInfo
+
+#: ``device`` names of this Runner and the ONNX Runtime execution provider each one means.
+PROVIDERS = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+}
+
+
+def onnxruntime_distribution() -> tuple[str, str]:
+    """Return ``(distribution, version)`` of the installed ONNX Runtime wheel.
+
+    Raises:
+        InputError: no ONNX Runtime is installed, or both ``onnxruntime`` and ``onnxruntime-gpu`` are
+            (they overwrite each other's files); the message says how to fix it.
+    """
+    found = {}
+    for dist in ("onnxruntime", "onnxruntime-gpu"):
+        try:
+            found[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    if len(found) > 1:
+        raise InputError("both onnxruntime and onnxruntime-gpu are installed; they provide the same "
+                         "module and break each other: pip uninstall -y onnxruntime onnxruntime-gpu, "
+                         "then install one: pip install 'sapnet-export[cpu]' or 'sapnet-export[gpu]'")
+    if not found:
+        raise InputError("ONNX Runtime is not installed: pip install 'sapnet-export[cpu]' "
+                         "(or '[gpu]' for the CUDA and TensorRT providers)")
+    return next(iter(found.items()))
+
+
+class OnnxRuntimeRunner(Runner):
+    """Runs an exported SAPNet ONNX file in ONNX Runtime with exactly one execution provider.
+
+    Args:
+        path: the ONNX file; input ``rainy`` and output ``derained`` (see :mod:`sapnet_export.onnx_meta`).
+        device: ``cpu``, ``cuda`` or ``tensorrt`` (:data:`PROVIDERS`).
+        threads: intra-op threads of the CPU provider; None lets ONNX Runtime use every core.
+
+    Raises:
+        InputError: the file is missing or not a SAPNet export (names differ), the provider is not in
+            this ONNX Runtime build, or the session did not take it (ONNX Runtime would otherwise
+            fall back to the CPU without saying so).
+    """
+
+    def __init__(self, path: str | os.PathLike, device: str = "cpu", threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        dist, version = onnxruntime_distribution()
+        path = Path(path)
+        proto = load_onnx(path)
+        names = ([i.name for i in proto.graph.input], [o.name for o in proto.graph.output])
+        if names != ([INPUT_NAME], [OUTPUT_NAME]):
+            raise InputError(f"{path}: expected input {INPUT_NAME!r} and output {OUTPUT_NAME!r}, "
+                             f"found inputs {names[0]} and outputs {names[1]}; export it with "
+                             f"'sapnet-export onnx'")
+        if device not in PROVIDERS:
+            raise InputError(f"device {device!r}: choose one of {', '.join(PROVIDERS)}")
+        provider = PROVIDERS[device]
+        if provider not in ort.get_available_providers():
+            raise InputError(f"{provider} is not in this ONNX Runtime build ({dist} {version}; has "
+                             f"{', '.join(ort.get_available_providers())})")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), sess_options=options, providers=[provider])
+        if self.session.get_providers()[0] != provider:
+            raise InputError(f"{path}: ONNX Runtime could not start {provider} (it offered "
+                             f"{self.session.get_providers()}); check the CUDA/TensorRT libraries")
+        meta = metadata(proto)
+        self.stages = int(meta.get("stages", 0)) or None
+        self.info = RunnerInfo(
+            backend="onnxruntime", precision=graph_precision(proto), device=device,
+            model=str(path), stages=self.stages or 0, threads=threads or os.cpu_count(),
+            versions={dist: version})
+
+    @classmethod
+    def from_options(cls, *, model: str | None, weights: str, stages: int | None,
+                     device: str) -> "OnnxRuntimeRunner":
+        """Build from CLI options: ``model`` is the ONNX file; ``stages`` must match its export."""
+        if model is None:
+            raise InputError("the onnxruntime backend needs --model F.onnx (make one with "
+                             "'sapnet-export onnx')")
+        runner = cls(model, device=device)
+        if stages is not None and runner.stages is not None and stages != runner.stages:
+            raise InputError(f"{model}: exported with {runner.stages} stages, --stages {stages} "
+                             f"asked; export again with --stages {stages}")
+        return runner
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        (out,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})
+        return np.asarray(out, dtype=np.float32)

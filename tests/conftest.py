@@ -1,0 +1,77 @@
+"""Shared fixtures: the real checkpoint and images from ../shared (skipped when absent), a tiny model."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sapnet_export.model import SAPNet
+from sapnet_export.weights import OFFICIAL_CACHE_NAME, save_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_dir() -> Path:
+    """``$SAPNET_SHARED`` or ``../shared`` beside the project."""
+    return Path(os.environ.get("SAPNET_SHARED", ROOT.parent / "shared"))
+
+
+def need_shared(relative: str) -> Path:
+    """Path of ``relative`` under the shared folder, or skip the test saying what is missing."""
+    path = shared_dir() / relative
+    if not path.exists():
+        pytest.skip(f"{path} is missing: real weights and images come from ../shared or $SAPNET_SHARED")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def isolated_weights(tmp_path_factory, monkeypatch):
+    """No test sees the user's $SAPNET_WEIGHTS or torch hub cache, or reaches the internet for weights.
+
+    TORCH_HOME points at an empty folder and the download address at a closed loopback port, so
+    'official' resolves only where a test puts the file.
+    """
+    monkeypatch.delenv("SAPNET_WEIGHTS", raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path_factory.mktemp("torch_home")))
+    monkeypatch.setenv("SAPNET_WEIGHTS_URL", "http://127.0.0.1:9/net_latest.pth")
+
+
+@pytest.fixture
+def official_checkpoint() -> Path:
+    """The published checkpoint in ../shared/weights (skips when absent)."""
+    return need_shared("weights/sapnet_official_model11.pth")
+
+
+@pytest.fixture
+def seeded_official_cache(official_checkpoint) -> Path:
+    """Copy the published checkpoint into this test's torch hub cache, where 'official' finds it."""
+    cache = Path(torch.hub.get_dir()) / "checkpoints" / OFFICIAL_CACHE_NAME
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(official_checkpoint, cache)
+    return cache
+
+
+@pytest.fixture
+def tiny_model() -> SAPNet:
+    """A 2-stage SAPNet with seeded random weights (fast; same graph as the real one)."""
+    torch.manual_seed(0)
+    return SAPNet(stages=2).eval()
+
+
+@pytest.fixture
+def tiny_checkpoint(tiny_model, tmp_path) -> Path:
+    """``tiny_model`` saved in the project's checkpoint format."""
+    return save_checkpoint(tiny_model, tmp_path / "tiny.pth", provenance={"made_by": "tests"})
+
+
+def write_rgb(path: Path, height: int = 24, width: int = 32, seed: int = 0) -> Path:
+    """Write a random 8-bit RGB image (format from the suffix) and return its path."""
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(path)
+    return path

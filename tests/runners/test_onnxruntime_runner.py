@@ -1,0 +1,67 @@
+import importlib.metadata
+
+import numpy as np
+import onnx
+import pytest
+
+from sapnet_export.errors import InputError
+from sapnet_export.export import export_onnx
+from sapnet_export.runners import create_runner
+from sapnet_export.runners.onnxruntime_runner import OnnxRuntimeRunner, onnxruntime_distribution
+from sapnet_export.weights import load_weights
+
+
+@pytest.fixture
+def tiny_onnx(tiny_checkpoint, tmp_path):
+    return export_onnx(*load_weights(tiny_checkpoint), tmp_path / "t.onnx").path
+
+
+def test_describes_itself(tiny_onnx):
+    info = OnnxRuntimeRunner(tiny_onnx).info
+    assert (info.backend, info.precision, info.device, info.stages) == ("onnxruntime", "fp32", "cpu", 2)
+    dist, version = onnxruntime_distribution()
+    assert info.versions == {dist: version}
+
+
+def test_stage_mismatch_is_refused(tiny_onnx):
+    with pytest.raises(InputError, match="exported with 2 stages, --stages 1 asked"):
+        create_runner("onnxruntime", model=str(tiny_onnx), stages=1)
+
+
+def test_unknown_or_missing_provider_is_refused(tiny_onnx):
+    with pytest.raises(InputError, match="device 'npu'"):
+        OnnxRuntimeRunner(tiny_onnx, device="npu")
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this ONNX Runtime has CUDA; the refusal is for builds without it")
+    with pytest.raises(InputError, match="CUDAExecutionProvider is not in this ONNX Runtime build"):
+        OnnxRuntimeRunner(tiny_onnx, device="cuda")
+
+
+def test_foreign_model_is_refused(tmp_path):
+    node = onnx.helper.make_node("Identity", ["x"], ["y"])
+    value = lambda name: onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, [1])  # noqa: E731
+    model = onnx.helper.make_model(onnx.helper.make_graph([node], "g", [value("x")], [value("y")]))
+    onnx.save(model, tmp_path / "other.onnx")
+    with pytest.raises(InputError, match="expected input 'rainy' and output 'derained'"):
+        OnnxRuntimeRunner(tmp_path / "other.onnx")
+
+
+def test_missing_and_garbage_files(tmp_path):
+    with pytest.raises(InputError, match="ONNX file not found"):
+        OnnxRuntimeRunner(tmp_path / "none.onnx")
+    (tmp_path / "bad.onnx").write_bytes(b"\x00garbage")
+    with pytest.raises(InputError, match="bad.onnx: not a readable ONNX model"):
+        OnnxRuntimeRunner(tmp_path / "bad.onnx")
+
+
+def test_both_onnxruntime_wheels_are_refused(monkeypatch):
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "1.0")
+    with pytest.raises(InputError, match="both onnxruntime and onnxruntime-gpu are installed"):
+        onnxruntime_distribution()
+
+
+def test_output_is_float32(tiny_onnx):
+    out = OnnxRuntimeRunner(tiny_onnx).run(np.zeros((1, 3, 5, 5), np.float32))
+    assert out.dtype == np.float32 and out.shape == (1, 3, 5, 5)

@@ -1,0 +1,112 @@
+import numpy as np
+import onnx
+import pytest
+
+from conftest import need_shared, write_rgb
+from sapnet_export.errors import CheckFailed, InputError
+from sapnet_export.export import MIN_OPSET, export_onnx, parse_hw, to_onnx_proto
+from sapnet_export.onnx_meta import graph_precision, load_onnx, metadata
+from sapnet_export.runners.onnxruntime_runner import OnnxRuntimeRunner
+from sapnet_export.weights import load_weights
+
+
+@pytest.fixture
+def tiny_export(tiny_checkpoint, tmp_path):
+    model, info = load_weights(tiny_checkpoint)
+    result = export_onnx(model, info, tmp_path / "tiny.onnx", command="pytest export")
+    return model, info, result
+
+
+def test_graph_io_dynamic_axes_and_checker(tiny_export):
+    _, _, result = tiny_export
+    proto = load_onnx(result.path)
+    onnx.checker.check_model(proto, full_check=True)
+    dims = lambda value: [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]  # noqa: E731
+    assert [i.name for i in proto.graph.input] == ["rainy"]
+    assert [o.name for o in proto.graph.output] == ["derained"]
+    assert dims(proto.graph.input[0]) == ["N", 3, "H", "W"]
+    assert dims(proto.graph.output[0]) == ["N", 3, "H", "W"]
+    assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert proto.opset_import[0].version == MIN_OPSET
+    assert sum(n.op_type == "Conv" for n in proto.graph.node) == 2 * 46  # 46 convs per stage
+
+
+def test_metadata_records_provenance(tiny_export):
+    _, info, result = tiny_export
+    meta = metadata(load_onnx(result.path))
+    assert meta["stages"] == "2" and meta["checkpoint_sha256"] == info.sha256
+    assert meta["input_layout"] == "NCHW, RGB" and meta["precision"] == "fp32"
+    assert meta["command"] == "pytest export"
+    for key in ("torch_version", "onnx_version", "sapnet_export_version", "model_name", "input_range"):
+        assert meta[key]
+    assert graph_precision(load_onnx(result.path)) == "fp32"
+
+
+def test_parity_rows_cover_two_probe_shapes_and_images(tiny_checkpoint, tmp_path):
+    model, info = load_weights(tiny_checkpoint)
+    image = write_rgb(tmp_path / "x.png", 20, 28)
+    result = export_onnx(model, info, tmp_path / "m.onnx", images=[image])
+    assert [r.shape for r in result.parity] == [(1, 3, 64, 64), (2, 3, 37, 53), (1, 3, 20, 28)]
+    assert all(r.psnr_db >= 80 and r.max_abs < 1e-4 for r in result.parity)
+
+
+def test_one_file_runs_at_two_sizes_like_pytorch(tiny_export):
+    model, _, result = tiny_export
+    runner = OnnxRuntimeRunner(result.path)
+    import torch
+
+    for shape in [(1, 3, 17, 40), (3, 3, 48, 9)]:
+        x = np.random.default_rng(1).random(shape, dtype=np.float32)
+        with torch.inference_mode():
+            expected = model(torch.from_numpy(x)).numpy()
+        np.testing.assert_allclose(runner.run(x), expected, atol=1e-5)
+
+
+def test_static_export_fixes_the_shape(tiny_checkpoint, tmp_path):
+    model, info = load_weights(tiny_checkpoint)
+    result = export_onnx(model, info, tmp_path / "s.onnx", static_hw=(16, 24), stages=1)
+    proto = load_onnx(result.path)
+    assert [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim] == [1, 3, 16, 24]
+    assert metadata(proto)["stages"] == "1"
+    runner = OnnxRuntimeRunner(result.path)
+    with pytest.raises(Exception):
+        runner.run(np.zeros((1, 3, 16, 25), dtype=np.float32))
+
+
+def test_failed_fidelity_leaves_no_file(tiny_checkpoint, tmp_path):
+    model, info = load_weights(tiny_checkpoint)
+    with pytest.raises(CheckFailed, match="the file was not written"):
+        export_onnx(model, info, tmp_path / "m.onnx", min_psnr_db=1000.0)
+    assert list(tmp_path.iterdir()) == [tmp_path / "tiny.pth"]
+
+
+def test_existing_output_needs_force(tiny_checkpoint, tmp_path):
+    model, info = load_weights(tiny_checkpoint)
+    target = tmp_path / "m.onnx"
+    target.write_bytes(b"keep")
+    with pytest.raises(InputError, match="already exists"):
+        export_onnx(model, info, target)
+    assert target.read_bytes() == b"keep"
+    export_onnx(model, info, target, force=True)
+    assert load_onnx(target).graph.input[0].name == "rainy"
+
+
+def test_bad_opset_and_stages(tiny_model):
+    with pytest.raises(InputError, match="--opset 13"):
+        to_onnx_proto(tiny_model, 2, 13, None)
+
+
+def test_parse_hw():
+    assert parse_hw("480x640") == (480, 640)
+    for bad in ("480", "0x4", "ax3", "4x5x6"):
+        with pytest.raises(InputError, match="expected HxW"):
+            parse_hw(bad)
+
+
+@pytest.mark.real
+def test_published_checkpoint_export_on_a_real_image(official_checkpoint, tmp_path):
+    image = need_shared("data/real-rain/real-3.png")
+    model, info = load_weights(official_checkpoint)
+    result = export_onnx(model, info, tmp_path / "sapnet.onnx", images=[image])
+    assert sum(n.op_type == "Conv" for n in load_onnx(result.path).graph.node) == 276
+    assert min(r.psnr_db for r in result.parity) >= 80
