@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import __version__
+from .derain import DEFAULT_MAX_MEGAPIXELS
 from .errors import CheckFailed, SapnetError
 
 console = Console()
@@ -89,8 +90,9 @@ def onnx_command(
     console.print(f"weights: {info.name} -> {info.path} ({info.layout}, {info.source}, "
                   f"sha256 {info.sha256[:12]})")
     table = Table(title="fidelity: ONNX Runtime (CPU) vs PyTorch fp32")
-    for column in ("input", "shape", "max abs", "PSNR dB", "torch s", "onnxruntime s"):
-        table.add_column(column, justify="left" if column == "input" else "right")
+    table.add_column("input", overflow="fold")
+    for column in ("shape", "max abs", "PSNR dB", "torch s", "onnxruntime s"):
+        table.add_column(column, justify="right", no_wrap=True)
 
     def add_row(row) -> None:
         table.add_row(row.name, "x".join(map(str, row.shape)), f"{row.max_abs:.2e}",
@@ -123,7 +125,7 @@ def derain_command(
         "--device", help="cpu, cuda (torch, onnxruntime) or tensorrt (ONNX Runtime's TensorRT "
         "provider). Never falls back.")] = "cpu",
     max_megapixels: Annotated[float, typer.Option(
-        "--max-megapixels", help="Refuse larger frames (memory: ~1.6 GB per megapixel).")] = 8.5,
+        "--max-megapixels", help="Refuse larger frames (memory: ~1.1 GB per megapixel).")] = DEFAULT_MAX_MEGAPIXELS,
     fail_fast: Annotated[bool, typer.Option(
         "--fail-fast", help="Stop at the first file that fails.")] = False,
 ) -> None:
@@ -147,13 +149,17 @@ def derain_command(
                                on_done=lambda _: progress.advance(task))
     for path, reason in summary.failures:
         err_console.print(f"[red]failed[/] {reason}")
-    table = Table(title=f"derain summary -> {output}")
-    for column in ("images", "failed", "median s/image", "p90 s/image", "MP/s", "backend",
-                   "precision", "device"):
-        table.add_column(column, justify="right")
-    table.add_row(str(len(summary.written)), str(len(summary.failures)), f"{summary.median_s:.3f}",
-                  f"{summary.p90_s:.3f}", f"{summary.megapixels_per_s:.3f}", info.backend,
-                  info.precision, info.device)
+    table = Table(title=f"derain summary -> {output}", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("", justify="right")
+    for key, value in (("images written", str(len(summary.written))),
+                       ("failed", str(len(summary.failures))),
+                       ("median s/image", f"{summary.median_s:.3f}"),
+                       ("p90 s/image", f"{summary.p90_s:.3f}"),
+                       ("megapixels/s", f"{summary.megapixels_per_s:.3f}"),
+                       ("backend", info.backend), ("precision", info.precision),
+                       ("device", info.device), ("stages", str(info.stages))):
+        table.add_row(key, value)
     console.print(table)
     if summary.failures:
         raise CheckFailed(f"{len(summary.failures)} of {len(items)} images failed")

@@ -14,11 +14,12 @@ from .errors import ImageError, InputError
 from .images import read_image, write_png
 from .runners.base import Runner
 
-#: Peak memory per megapixel of frame, in bytes, one 6-stage fp32 inference, batch 1; measured as
-#: the rise of peak RSS at 0.25 and 0.5 MP (benchmarks/memory_per_megapixel.py): ONNX Runtime CPU
-#: about 1.6 GB/MP, PyTorch CPU about 0.9 GB/MP. The larger figure is used for the guard.
-BYTES_PER_MEGAPIXEL = 1_600_000_000
-#: Default ``--max-megapixels``: a 4K UHD frame (8.3 MP) fits, at about 13 GB.
+#: Peak memory per megapixel of frame, in bytes, one 6-stage fp32 inference, batch 1: the slope of
+#: the peak-RSS rise between 0.25 and 0.5 MP with ONNX Runtime on the CPU (253 and 505 MiB), the
+#: larger of the two CPU backends (benchmarks/memory_per_megapixel.py). The state and activations are
+#: 32 float32 channels, 128 bytes per pixel each, about eight of them alive at once.
+BYTES_PER_MEGAPIXEL = 1_100_000_000
+#: Default ``--max-megapixels``: a 4K UHD frame (8.3 MP) fits, at about 9 GB.
 DEFAULT_MAX_MEGAPIXELS = 8.5
 
 

@@ -25,7 +25,7 @@ import torch
 
 from . import __version__
 from .errors import CheckFailed, InputError
-from .fileio import atomic_output, sha256_file
+from .fileio import atomic_output
 from .images import read_image
 from .metrics import fidelity
 from .model import SAPNet
@@ -242,7 +242,3 @@ def export_onnx(model: SAPNet, info: WeightsInfo, output: str | os.PathLike, *,
         size = tmp.stat().st_size
     return ExportResult(path=output, size_bytes=size, export_s=export_s, parity=rows, metadata=meta)
 
-
-def describe_file(path: Path) -> str:
-    """``name (size MB, sha256 prefix)`` for messages."""
-    return f"{path} ({path.stat().st_size / 1e6:.2f} MB, sha256 {sha256_file(path)[:12]})"
