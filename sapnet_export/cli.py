@@ -72,14 +72,18 @@ def onnx_command(
     static: Annotated[Optional[str], typer.Option(
         "--static", metavar="HxW", help="Fix the input to 1x3xHxW (default: N, H, W dynamic).")] = None,
     opset: Annotated[int, typer.Option("--opset", help="ONNX opset, 17..20.")] = 17,
+    precision: Annotated[str, typer.Option(
+        "--precision", help="fp32, or fp16 (float16 compute, float32 graph input and output).")]
+    = "fp32",
     images: Annotated[Optional[list[Path]], typer.Option(
         "--images", help="Image files or folders to check PyTorch/ONNX Runtime parity on "
         "(besides random probes). Repeatable.")] = None,
-    min_psnr: Annotated[float, typer.Option(
-        "--min-psnr", help="Fidelity threshold in dB (ONNX Runtime vs PyTorch, every input).")] = 80.0,
+    min_psnr: Annotated[Optional[float], typer.Option(
+        "--min-psnr", help="Fidelity threshold in dB (ONNX Runtime vs PyTorch fp32, every input). "
+        "Default by precision: fp32 80, fp16 60.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output file.")] = False,
 ) -> None:
-    """Export the derain network to ONNX (fp32), then verify it against PyTorch before keeping it."""
+    """Export the derain network to ONNX (fp32 or fp16), then verify it against PyTorch before keeping it."""
     from .export import export_onnx, parse_hw
     from .images import discover_images
     from .weights import load_weights
@@ -89,7 +93,7 @@ def onnx_command(
     model, info = load_weights(weights)
     console.print(f"weights: {info.name} -> {info.path} ({info.layout}, {info.source}, "
                   f"sha256 {info.sha256[:12]})")
-    table = Table(title="fidelity: ONNX Runtime (CPU) vs PyTorch fp32")
+    table = Table(title=f"fidelity: ONNX Runtime (CPU) {precision} vs PyTorch fp32")
     table.add_column("input", overflow="fold")
     for column in ("shape", "max abs", "PSNR dB", "torch s", "onnxruntime s"):
         table.add_column(column, justify="right", no_wrap=True)
@@ -100,16 +104,21 @@ def onnx_command(
 
     try:
         with console.status("exporting and checking parity..."):
-            result = export_onnx(model, info, output, stages=stages, opset=opset, static_hw=static_hw,
+            result = export_onnx(model, info, output, stages=stages, opset=opset, precision=precision,
+                                 static_hw=static_hw,
                                  images=image_paths, min_psnr_db=min_psnr, force=force,
                                  on_row=add_row)
     finally:
         if table.rows:
             console.print(table)
-    console.print(f"[green]wrote[/] {result.path}: {result.size_bytes / 1e6:.2f} MB, opset {opset}, "
-                  f"{result.metadata['stages']} stages, {result.metadata['shape']}, exported in "
-                  f"{result.export_s:.1f} s; fidelity >= {min_psnr:g} dB on all "
-                  f"{len(result.parity)} inputs (min {_fmt_db(min(r.psnr_db for r in result.parity))} dB)")
+    meta = result.metadata
+    if precision == "fp16":
+        console.print(f"fp16: compute nodes kept in float32: {meta['fp32_nodes']}; weights clamped "
+                      f"to +-1e-7 by the converter: {meta['fp16_clamped_weights']}")
+    console.print(f"[green]wrote[/] {result.path}: {meta['precision']}, {result.size_bytes / 1e6:.2f} MB, "
+                  f"opset {opset}, {meta['stages']} stages, {meta['shape']}, exported in "
+                  f"{result.export_s:.1f} s; fidelity on all {len(result.parity)} inputs: min "
+                  f"{_fmt_db(min(r.psnr_db for r in result.parity))} dB")
 
 
 @app.command("derain")

@@ -1,4 +1,4 @@
-"""PyTorch -> ONNX export of the derain network, checked and verified against PyTorch before it lands.
+"""PyTorch -> ONNX export of the derain network (fp32 or fp16), verified against PyTorch before it lands.
 
 The exporter is PyTorch's TorchScript-based ``torch.onnx.export(dynamo=False)``. Measured here with the
 published checkpoint (torch 2.13): it exports in under a second to one 0.87 MB file at exactly the
@@ -30,6 +30,7 @@ from .images import read_image
 from .metrics import fidelity
 from .model import SAPNet
 from .onnx_meta import INPUT_NAME, OUTPUT_NAME
+from .precision import DEFAULT_MIN_PSNR_DB, PRECISIONS, to_fp16
 from .weights import WeightsInfo
 
 #: Lowest opset accepted (what TensorRT and TensorRT-RTX parse; see DESIGN.md section 3).
@@ -37,8 +38,6 @@ MIN_OPSET = 17
 #: Highest opset the TorchScript exporter writes.
 MAX_OPSET = 20
 DEFAULT_OPSET = 17
-#: Default fidelity threshold (dB) of an fp32 export against PyTorch.
-DEFAULT_MIN_PSNR_DB = 80.0
 
 
 class _StagesWrapper(torch.nn.Module):
@@ -74,14 +73,16 @@ class ParityRow:
 
 @dataclass(frozen=True)
 class ExportResult:
-    """What :func:`export_onnx` wrote: the file, its size in bytes, seconds spent exporting (without
-    the self-check), the self-check rows and the metadata stored in the model."""
+    """What :func:`export_onnx` wrote: the file, its size in bytes, seconds spent exporting and
+    converting (without the self-check), the self-check rows, the metadata stored in the model, and
+    the compute nodes left in float32 by a precision conversion."""
 
     path: Path
     size_bytes: int
     export_s: float
     parity: list[ParityRow]
     metadata: dict[str, str]
+    fp32_nodes: list[str]
 
 
 def parse_hw(text: str) -> tuple[int, int]:
@@ -100,13 +101,13 @@ def _probe_inputs(static_hw: tuple[int, int] | None) -> list[tuple[str, np.ndarr
 
 
 def build_metadata(info: WeightsInfo, stages: int, opset: int, static_hw: tuple[int, int] | None,
-                   command: str) -> dict[str, str]:
-    """The ``metadata_props`` of an fp32 export: model, stages, checkpoint, I/O convention, versions."""
+                   command: str, precision: str = "fp32") -> dict[str, str]:
+    """The ``metadata_props`` of an export: model, stages, precision, checkpoint, I/O, versions."""
     return {
         "model_name": "SAPNet derain network (WACV 2022)",
         "stages": str(stages),
         "dilations": ",".join(map(str, info.dilations)),
-        "precision": "fp32",
+        "precision": precision,
         "checkpoint": info.name,
         "checkpoint_sha256": info.sha256,
         "input_name": INPUT_NAME,
@@ -190,9 +191,9 @@ def check_parity(model: SAPNet, stages: int, onnx_path: Path, images: Sequence[P
 
 
 def export_onnx(model: SAPNet, info: WeightsInfo, output: str | os.PathLike, *,
-                stages: int | None = None, opset: int = DEFAULT_OPSET,
+                stages: int | None = None, opset: int = DEFAULT_OPSET, precision: str = "fp32",
                 static_hw: tuple[int, int] | None = None, images: Sequence[Path] = (),
-                min_psnr_db: float = DEFAULT_MIN_PSNR_DB, force: bool = False,
+                min_psnr_db: float | None = None, force: bool = False,
                 command: str | None = None,
                 on_row: Callable[[ParityRow], None] | None = None) -> ExportResult:
     """Export ``model`` to ONNX at ``output``, verify it, and only then move it into place.
@@ -206,26 +207,38 @@ def export_onnx(model: SAPNet, info: WeightsInfo, output: str | os.PathLike, *,
         output: destination ``.onnx`` path.
         stages: stages to export (1..``model.stages``; None: all).
         opset: ONNX opset, ``MIN_OPSET..MAX_OPSET``.
+        precision: ``fp32``, or ``fp16`` (float16 compute, float32 graph I/O;
+            :func:`~sapnet_export.precision.to_fp16`).
         static_hw: fix the input to [1, 3, H, W]; None keeps N, H, W dynamic.
         images: image files to check parity on, besides the random probes.
-        min_psnr_db: fidelity threshold in dB, applied to every input.
+        min_psnr_db: fidelity threshold in dB against PyTorch fp32, applied to every input; None
+            takes the precision's default (fp32 80 dB, fp16 60 dB).
         force: replace an existing ``output``.
         command: the command line recorded in the metadata (default: this process's argv).
         on_row: called with each :class:`ParityRow` as it is measured.
 
     Raises:
-        InputError: ``output`` exists without ``force``, bad stages/opset, unreadable image.
+        InputError: ``output`` exists without ``force``, bad stages/opset/precision, unreadable image.
         CheckFailed: an input's fidelity is below ``min_psnr_db`` (nothing is left at ``output``).
     """
     try:
         stages = model.resolve_stages(stages)
     except ValueError as exc:
         raise InputError(str(exc)) from exc
+    if precision not in PRECISIONS:
+        raise InputError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
+    if min_psnr_db is None:
+        min_psnr_db = DEFAULT_MIN_PSNR_DB[precision]
     output = Path(output)
     command = command or shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
     start = time.perf_counter()
     proto = to_onnx_proto(model, stages, opset, static_hw)
-    meta = build_metadata(info, stages, opset, static_hw, command)
+    meta = build_metadata(info, stages, opset, static_hw, command, precision)
+    fp32_nodes: list[str] = []
+    if precision == "fp16":
+        proto, fp32_nodes, clamped = to_fp16(proto)
+        meta["fp32_nodes"] = ",".join(fp32_nodes) or "none"
+        meta["fp16_clamped_weights"] = str(clamped)
     onnx.helper.set_model_props(proto, meta)
     proto.producer_name, proto.producer_version = "sapnet-export", __version__
     proto.doc_string = "SAPNet derain network: rainy RGB [0,1] NCHW -> derained RGB NCHW"
@@ -236,9 +249,11 @@ def export_onnx(model: SAPNet, info: WeightsInfo, output: str | os.PathLike, *,
         failed = [r for r in rows if not r.psnr_db >= min_psnr_db]
         if failed:
             worst = min(failed, key=lambda r: r.psnr_db)
-            raise CheckFailed(f"{output}: ONNX Runtime output differs from PyTorch on {len(failed)} of "
+            raise CheckFailed(f"{output}: ONNX Runtime ({precision}) output differs from PyTorch fp32 "
+                              f"on {len(failed)} of "
                               f"{len(rows)} inputs (worst {worst.name}: {worst.psnr_db:.1f} dB, "
                               f"threshold {min_psnr_db:.1f} dB); the file was not written")
         size = tmp.stat().st_size
-    return ExportResult(path=output, size_bytes=size, export_s=export_s, parity=rows, metadata=meta)
+    return ExportResult(path=output, size_bytes=size, export_s=export_s, parity=rows, metadata=meta,
+                        fp32_nodes=fp32_nodes)
 

@@ -40,6 +40,17 @@ def test_onnx_command_refuses_to_overwrite_without_force(tiny_onnx, tiny_checkpo
     assert metadata(load_onnx(tiny_onnx))["shape"] == "static 1x3x16x16"
 
 
+def test_onnx_command_fp16_then_derain(tiny_checkpoint, tmp_path):
+    code, output = invoke("onnx", "--weights", tiny_checkpoint, "-o", tmp_path / "h.onnx",
+                          "--precision", "fp16")
+    assert code == 0, output
+    assert "fp16" in output and "kept in float32: none" in output
+    write_rgb(tmp_path / "a.png", 10, 10)
+    code, output = invoke("derain", tmp_path / "a.png", "-o", tmp_path / "out", "--backend",
+                          "onnxruntime", "--model", tmp_path / "h.onnx")
+    assert code == 0 and "fp16" in output and (tmp_path / "out" / "a.png").exists()
+
+
 def test_onnx_command_fidelity_failure_exits_1_and_writes_nothing(tiny_checkpoint, tmp_path):
     code, output = invoke("onnx", "--weights", tiny_checkpoint, "-o", tmp_path / "f.onnx",
                           "--min-psnr", "1000")

@@ -1,0 +1,55 @@
+"""Precision conversion of exported graphs: precision lives in the ONNX graph (DESIGN.md section 3).
+
+TensorRT 11 and TensorRT-RTX build strongly typed networks only, so an fp16 engine is compiled from an
+ONNX graph whose compute is already float16. This module makes that graph; it parses in TensorRT-RTX
+and runs in ONNX Runtime on the CPU, which makes ONNX Runtime a faithful proxy for its quality.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import onnx
+
+from .errors import InputError
+
+#: Precisions ``sapnet-export onnx --precision`` makes.
+PRECISIONS = ("fp32", "fp16")
+#: Default fidelity threshold (dB, against PyTorch fp32) per precision (DESIGN.md section 6).
+DEFAULT_MIN_PSNR_DB = {"fp32": 80.0, "fp16": 60.0, "int8": 35.0}
+
+
+def to_fp16(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str], int]:
+    """Convert an fp32 graph to float16 compute with float32 graph inputs and outputs.
+
+    Uses ``onnxconverter_common.float16.convert_float_to_float16(keep_io_types=True)`` (the converter
+    ONNX Runtime documents for fp16 models): initializers and every float tensor become float16, one
+    Cast sits after ``rainy`` and one before ``derained``; the recurrent state's ``ConstantOfShape``
+    zeros get a float16 value. Weights smaller in magnitude than 1e-7 are clamped to +-1e-7 by the
+    converter (float16's smallest subnormal is 6e-8) and counted here.
+
+    Args:
+        model: an fp32 export of :func:`sapnet_export.export.to_onnx_proto`.
+
+    Returns:
+        ``(fp16 model, names of compute nodes still producing float32, clamped weight count)``;
+        Cast nodes are not listed.
+
+    Raises:
+        InputError: the graph is not float32 (already converted or quantized).
+    """
+    from onnxconverter_common import float16
+
+    if any(init.data_type != onnx.TensorProto.FLOAT for init in model.graph.initializer):
+        raise InputError("fp16 conversion needs an fp32 graph; this one has non-float32 weights")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        converted = float16.convert_float_to_float16(model, keep_io_types=True)
+    clamped = sum("will be truncated" in str(w.message) for w in caught)
+    converted = onnx.shape_inference.infer_shapes(converted, check_type=True, strict_mode=True)
+    onnx.checker.check_model(converted, full_check=True)
+    float32 = {v.name for v in (*converted.graph.value_info, *converted.graph.output)
+               if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT}
+    kept = [node.name for node in converted.graph.node
+            if node.op_type != "Cast" and any(out in float32 for out in node.output)]
+    return converted, kept, clamped
