@@ -154,16 +154,19 @@ def to_onnx_proto(model: SAPNet, stages: int, opset: int,
     return proto
 
 
-def check_parity(model: SAPNet, stages: int, onnx_path: Path, images: Sequence[Path],
-                 static_hw: tuple[int, int] | None,
+def check_parity(model: SAPNet, info: WeightsInfo, stages: int, onnx_path: Path,
+                 images: Sequence[Path], static_hw: tuple[int, int] | None,
                  on_row: Callable[[ParityRow], None] | None = None) -> list[ParityRow]:
-    """Run PyTorch (fp32, CPU) and ONNX Runtime (CPU provider) on the probes and ``images``.
+    """Run the PyTorch Runner (fp32, CPU) and the ONNX Runtime Runner (CPU provider) on the probes
+    and ``images``.
 
     Raises:
         InputError: an image cannot be read, or does not have the static size of a static export.
     """
     from .runners.onnxruntime_runner import OnnxRuntimeRunner
+    from .runners.torch_runner import TorchRunner
 
+    reference_runner = TorchRunner(model, info, stages=stages, device="cpu")
     runner = OnnxRuntimeRunner(onnx_path, device="cpu")
     inputs = _probe_inputs(static_hw)
     for path in images:
@@ -175,8 +178,7 @@ def check_parity(model: SAPNet, stages: int, onnx_path: Path, images: Sequence[P
     rows = []
     for name, batch in inputs:
         start = time.perf_counter()
-        with torch.inference_mode():
-            reference = model(torch.from_numpy(batch), stages=stages).numpy()
+        reference = reference_runner.run(batch)
         middle = time.perf_counter()
         output = runner.run(batch)
         end = time.perf_counter()
@@ -245,7 +247,7 @@ def export_onnx(model: SAPNet, info: WeightsInfo, output: str | os.PathLike, *,
     with atomic_output(output, force=force) as tmp:
         onnx.save(proto, str(tmp))
         export_s = time.perf_counter() - start
-        rows = check_parity(model, stages, tmp, images, static_hw, on_row)
+        rows = check_parity(model, info, stages, tmp, images, static_hw, on_row)
         failed = [r for r in rows if not r.psnr_db >= min_psnr_db]
         if failed:
             worst = min(failed, key=lambda r: r.psnr_db)
