@@ -15,9 +15,10 @@ from .images import read_image, write_png
 from .runners.base import Runner
 
 #: Peak memory per megapixel of frame, in bytes, one 6-stage fp32 inference, batch 1: the slope of
-#: the peak-RSS rise between 0.25 and 0.5 MP with ONNX Runtime on the CPU (253 and 505 MiB), the
-#: larger of the two CPU backends (benchmarks/memory_per_megapixel.py). The state and activations are
-#: 32 float32 channels, 128 bytes per pixel each, about eight of them alive at once.
+#: the peak-RSS rise between 0.25 and 0.5 MP with ONNX Runtime on the CPU (+261 and +522 MiB, so
+#: 1.10 GB per MP; PyTorch: 0.79 GB per MP), the larger of the two CPU backends
+#: (benchmarks/memory_per_megapixel.py). The state and activations are 32 float32 channels,
+#: 128 bytes per pixel each, about eight of them alive at once.
 BYTES_PER_MEGAPIXEL = 1_100_000_000
 #: Default ``--max-megapixels``: a 4K UHD frame (8.3 MP) fits, at about 9 GB.
 DEFAULT_MAX_MEGAPIXELS = 8.5
