@@ -1,4 +1,4 @@
-"""PyTorch -> ONNX export of the derain network (fp32 or fp16), verified against PyTorch before it lands.
+"""PyTorch -> ONNX export of the derain network (fp32, fp16 or int8), verified against PyTorch before it lands.
 
 The exporter is PyTorch's TorchScript-based ``torch.onnx.export(dynamo=False)``. Measured here with the
 published checkpoint (torch 2.13): it exports in about a second to one file (0.87 MB of graph and
@@ -24,13 +24,19 @@ import onnx
 import torch
 
 from . import __version__
+from .calibration import CalibrationSet
 from .errors import CheckFailed, InputError
+from .evaluation import HeldOutImage, ImageResult, evaluate, prepare_held_out, result_rows, summarize, write_json
 from .fileio import atomic_output
 from .images import read_image
-from .metrics import fidelity
+from .int8 import BudgetResult, Int8Session, Trial, describe_mix, meet_budget
 from .model import SAPNet
 from .onnx_meta import INPUT_NAME, OUTPUT_NAME
 from .precision import DEFAULT_MIN_PSNR_DB, PRECISIONS, to_fp16
+from .qdq_rules import check_tensorrt_qdq
+from .quantize import CALIB_METHODS, QDQ_PROFILES, select_nodes
+from .runners.onnxruntime_runner import OnnxRuntimeRunner
+from .runners.torch_runner import TorchRunner
 from .weights import WeightsInfo
 
 #: Lowest opset accepted (what TensorRT and TensorRT-RTX parse; see DESIGN.md section 3).
@@ -52,36 +58,46 @@ class _StagesWrapper(torch.nn.Module):
 
 
 @dataclass(frozen=True)
-class ParityRow:
-    """One input run by both PyTorch and ONNX Runtime during an export's self-check.
+class Int8Options:
+    """How ``--precision int8`` quantizes (:mod:`sapnet_export.quantize`, :mod:`sapnet_export.int8`).
 
     Attributes:
-        name: ``probe NxCxHxW`` or the image path.
-        shape: the input's [N, 3, H, W].
-        max_abs: largest absolute difference of the raw (unclipped) float32 outputs.
-        psnr_db: fidelity PSNR (dB, clipped to [0, 1], peak 1; ``inf`` if identical).
-        torch_s, onnxruntime_s: seconds each backend took for this input.
+        calibration: the calibration set (:func:`~sapnet_export.calibration.load_calibration`).
+        profile: QDQ profile, ``tensorrt`` or ``cpu``.
+        method: calibration method, ``minmax``, ``entropy`` or ``percentile``.
+        keep_fp32: group names or node-name globs kept out of quantization.
     """
 
-    name: str
-    shape: tuple[int, ...]
-    max_abs: float
-    psnr_db: float
-    torch_s: float
-    onnxruntime_s: float
+    calibration: CalibrationSet
+    profile: str = "tensorrt"
+    method: str = "minmax"
+    keep_fp32: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class ExportResult:
-    """What :func:`export_onnx` wrote: the file, its size in bytes, seconds spent exporting and
-    converting (without the self-check), the self-check rows and the metadata stored in the model
-    (for fp16 it includes ``fp32_nodes`` and ``fp16_clamped_weights``)."""
+    """What :func:`export_onnx` wrote.
+
+    Attributes:
+        path: the ONNX file; ``report_path``: its JSON report (``<path>.json``); ``size_bytes``: its size.
+        export_s: seconds spent exporting and converting (for int8: calibration and the budget search
+            included; the final checks excluded).
+        probes: fidelity of ONNX Runtime against PyTorch fp32 on the random probe inputs.
+        held_out: the same on the held-out images (``--images``), with quality when ``--gt`` was given.
+        metadata: the model's ``metadata_props``.
+        report: the JSON report's content.
+        budget: for int8, the search (:class:`~sapnet_export.int8.BudgetResult`); None otherwise.
+    """
 
     path: Path
+    report_path: Path
     size_bytes: int
     export_s: float
-    parity: list[ParityRow]
+    probes: list[ImageResult]
+    held_out: list[ImageResult]
     metadata: dict[str, str]
+    report: dict
+    budget: BudgetResult | None = None
 
 
 def parse_hw(text: str) -> tuple[int, int]:
@@ -153,106 +169,178 @@ def to_onnx_proto(model: SAPNet, stages: int, opset: int,
     return proto
 
 
-def check_parity(model: SAPNet, info: WeightsInfo, stages: int, onnx_path: Path,
-                 images: Sequence[Path], static_hw: tuple[int, int] | None,
-                 on_row: Callable[[ParityRow], None] | None = None) -> list[ParityRow]:
-    """Run the PyTorch Runner (fp32, CPU) and the ONNX Runtime Runner (CPU provider) on the probes
-    and ``images``.
+def _probes(reference_runner: TorchRunner, static_hw: tuple[int, int] | None) -> list[HeldOutImage]:
+    """Random probe inputs with their PyTorch references (two shapes for a dynamic export)."""
+    return [HeldOutImage(path=Path(name), name=name, image=batch, reference=reference_runner.run(batch))
+            for name, batch in _probe_inputs(static_hw)]
 
-    Raises:
-        InputError: an image cannot be read, or does not have the static size of a static export.
-    """
-    from .runners.onnxruntime_runner import OnnxRuntimeRunner
-    from .runners.torch_runner import TorchRunner
 
-    reference_runner = TorchRunner(model, info, stages=stages, device="cpu")
-    runner = OnnxRuntimeRunner(onnx_path, device="cpu")
-    inputs = _probe_inputs(static_hw)
-    for path in images:
-        image = read_image(path)[None]
-        if static_hw and image.shape[2:] != static_hw:
-            raise InputError(f"{path}: {image.shape[2]}x{image.shape[3]} image, but the export is "
-                             f"static {static_hw[0]}x{static_hw[1]}")
-        inputs.append((str(path), image))
-    rows = []
-    for name, batch in inputs:
-        start = time.perf_counter()
-        reference = reference_runner.run(batch)
-        middle = time.perf_counter()
-        output = runner.run(batch)
-        end = time.perf_counter()
-        row = ParityRow(name=name, shape=tuple(batch.shape),
-                        max_abs=float(np.max(np.abs(reference - output))),
-                        psnr_db=fidelity(reference, output).psnr_db,
-                        torch_s=middle - start, onnxruntime_s=end - middle)
-        rows.append(row)
-        if on_row:
-            on_row(row)
-    return rows
+def _check_options(precision: str, int8: Int8Options | None, items: Sequence[tuple[Path, Path]],
+                   static_hw: tuple[int, int] | None) -> None:
+    if precision not in PRECISIONS:
+        raise InputError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
+    if precision == "int8" and int8 is None:
+        raise InputError("--precision int8 needs a calibration set: --calib DIR "
+                         "(make one with `sapnet-export calib build`)")
+    if precision != "int8" and int8 is not None:
+        raise InputError(f"--calib is for --precision int8, not {precision}")
+    if precision == "int8" and not items:
+        raise InputError("--precision int8 needs held-out images (--images) to measure fidelity; "
+                         "calibration frames are never used for that")
+    if int8 is not None:
+        if int8.profile not in QDQ_PROFILES:
+            raise InputError(f"--qdq-profile {int8.profile}: choose one of {', '.join(QDQ_PROFILES)}")
+        if int8.method not in CALIB_METHODS:
+            raise InputError(f"--calib-method {int8.method}: choose one of {', '.join(CALIB_METHODS)}")
+    if static_hw:
+        for path, _ in items:
+            _, height, width = read_image(path).shape
+            if (height, width) != static_hw:
+                raise InputError(f"{path}: {height}x{width} image, but the export is static "
+                                 f"{static_hw[0]}x{static_hw[1]}")
+
+
+def _convert_int8(proto: onnx.ModelProto, held_out: list[HeldOutImage], options: Int8Options,
+                  min_psnr_db: float | None, meta: dict[str, str],
+                  on_trial: Callable[[Trial], None] | None) -> tuple[onnx.ModelProto, BudgetResult]:
+    """Quantize (meeting ``min_psnr_db`` when given), check TensorRT's rules, fill ``meta``."""
+    keep = select_nodes(proto, options.keep_fp32) if options.keep_fp32 else []
+    session = Int8Session(proto, options.calibration.frames, held_out, profile=options.profile,
+                          calib_method=options.method, keep_fp32=keep, on_trial=on_trial)
+    try:
+        budget = meet_budget(session, min_psnr_db)
+        quantized = onnx.load(str(budget.chosen.path))
+    finally:
+        session.close()
+    if options.profile == "tensorrt":
+        check_tensorrt_qdq(quantized, "int8 graph (tensorrt profile)")
+    calib = options.calibration
+    meta.update({
+        "qdq_profile": options.profile, "qdq_profile_summary": QDQ_PROFILES[options.profile].summary,
+        "calib_method": options.method, "calibration": str(calib.path),
+        "calibration_frames_sha256": calib.sha256,
+        "calibration_shape": "x".join(map(str, calib.frames.shape)),
+        "int8_groups": ",".join(budget.chosen.int8_groups) or "none",
+        "float_groups": ",".join(budget.chosen.float_groups) or "none",
+        "keep_fp32": ",".join(options.keep_fp32) or "none",
+        "int8_mac_share": f"{budget.chosen.int8_mac_share:.4f}",
+    })
+    return quantized, budget
+
+
+def _report(result_meta: dict[str, str], probes: list[ImageResult], held_out: list[ImageResult],
+            threshold: float, export_s: float, budget: BudgetResult | None,
+            options: Int8Options | None) -> dict:
+    report = {
+        "format": "sapnet-export/conversion-report-v1",
+        "metadata": result_meta,
+        "reference": "PyTorch fp32 (CPU) on the same input",
+        "fidelity_threshold_db": threshold,
+        "conversion_seconds": export_s,
+        "held_out": {"summary": summarize(held_out), "images": result_rows(held_out)},
+        "probes": result_rows(probes),
+    }
+    if budget is not None:
+        report["int8"] = {"chosen": describe_mix(budget.chosen), "budget_met": budget.met,
+                          "tried": [describe_mix(t) for t in budget.tried],
+                          "sensitivity": [describe_mix(t) for t in budget.ranking]}
+    if options is not None:
+        report["calibration"] = {"path": str(options.calibration.path),
+                                 "frames_sha256": options.calibration.sha256,
+                                 "count": int(options.calibration.frames.shape[0]),
+                                 "stale_sources": options.calibration.stale}
+    return report
 
 
 def export_onnx(model: SAPNet, info: WeightsInfo, output: str | os.PathLike, *,
                 stages: int | None = None, opset: int = DEFAULT_OPSET, precision: str = "fp32",
-                static_hw: tuple[int, int] | None = None, images: Sequence[Path] = (),
-                min_psnr_db: float | None = None, force: bool = False,
-                command: str | None = None,
-                on_row: Callable[[ParityRow], None] | None = None) -> ExportResult:
-    """Export ``model`` to ONNX at ``output``, verify it, and only then move it into place.
+                static_hw: tuple[int, int] | None = None,
+                images: Sequence[Path | tuple[Path, Path]] = (), gt_dir: Path | None = None,
+                min_psnr_db: float | None = None, int8: Int8Options | None = None,
+                force: bool = False, command: str | None = None,
+                on_row: Callable[[ImageResult], None] | None = None,
+                on_trial: Callable[[Trial], None] | None = None) -> ExportResult:
+    """Export ``model`` to ONNX at ``output`` (fp32, fp16 or int8), verify it, then move it into place
+    with its JSON report ``<output>.json``.
 
-    The file is written to a temporary name beside ``output``; :func:`check_parity` runs PyTorch and
-    ONNX Runtime on the probes and every image; if every input's PSNR reaches ``min_psnr_db`` the file
-    is renamed to ``output``, otherwise it is deleted.
+    The graph and the report are written to temporary names beside ``output``. ONNX Runtime (CPU) runs
+    the graph on random probes and on the held-out ``images``; PyTorch fp32 is the reference. fp32 and
+    fp16: every input must reach ``min_psnr_db``. int8: the held-out images must (the probes, random
+    noise, are reported only); with ``min_psnr_db`` given, groups are kept in float until they do
+    (:func:`sapnet_export.int8.meet_budget`). Only then are both files renamed into place.
 
     Args:
         model, info: the network and its weights' provenance (:func:`~sapnet_export.weights.load_weights`).
         output: destination ``.onnx`` path.
         stages: stages to export (1..``model.stages``; None: all).
         opset: ONNX opset, ``MIN_OPSET..MAX_OPSET``.
-        precision: ``fp32``, or ``fp16`` (float16 compute, float32 graph I/O;
-            :func:`~sapnet_export.precision.to_fp16`).
+        precision: ``fp32``; ``fp16`` (float16 compute, float32 graph I/O;
+            :func:`~sapnet_export.precision.to_fp16`); ``int8`` (QDQ, needs ``int8`` and ``images``).
         static_hw: fix the input to [1, 3, H, W]; None keeps N, H, W dynamic.
-        images: image files to check parity on, besides the random probes.
-        min_psnr_db: fidelity threshold in dB against PyTorch fp32, applied to every input; None
-            takes the precision's default (fp32 80 dB, fp16 60 dB).
+        images: held-out image files (or ``(path, relative)`` pairs from
+            :func:`~sapnet_export.images.discover_images`); never calibration sources.
+        gt_dir: ground-truth folder for Y-PSNR/SSIM (matched by relative path or file name).
+        min_psnr_db: fidelity threshold in dB against PyTorch fp32; None takes the precision's default
+            (:data:`~sapnet_export.precision.DEFAULT_MIN_PSNR_DB`). For int8 it is also the budget.
+        int8: calibration set and quantization options (int8 only).
         force: replace an existing ``output``.
         command: the command line recorded in the metadata (default: this process's argv).
-        on_row: called with each :class:`ParityRow` as it is measured.
+        on_row: called with each measured :class:`~sapnet_export.evaluation.ImageResult`.
+        on_trial: called with each int8 variant measured.
 
     Raises:
-        InputError: ``output`` exists without ``force``, bad stages/opset/precision, unreadable image.
-        CheckFailed: an input's fidelity is below ``min_psnr_db`` (nothing is left at ``output``).
+        InputError: ``output`` exists without ``force``, bad options, unreadable image, an image that
+            is a calibration source, missing ground truth.
+        CheckFailed: fidelity below the threshold, NaN/Inf in an output, or an int8 graph breaking
+            TensorRT's QDQ rules; nothing is left at ``output``.
     """
     try:
         stages = model.resolve_stages(stages)
     except ValueError as exc:
         raise InputError(str(exc)) from exc
-    if precision not in PRECISIONS:
-        raise InputError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
-    if min_psnr_db is None:
-        min_psnr_db = DEFAULT_MIN_PSNR_DB[precision]
+    items = [item if isinstance(item, tuple) else (Path(item), Path(Path(item).name)) for item in images]
+    _check_options(precision, int8, items, static_hw)
+    threshold = DEFAULT_MIN_PSNR_DB[precision] if min_psnr_db is None else min_psnr_db
     output = Path(output)
+    if output.exists() and not force:
+        raise InputError(f"{output}: already exists; pass --force to replace it")
     command = command or shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+    reference_runner = TorchRunner(model, info, stages=stages, device="cpu")
+    exclude = frozenset(s["sha256"] for s in int8.calibration.manifest.get("sources", [])) if int8 else frozenset()
+    held_out = prepare_held_out(reference_runner, items, gt_dir, exclude_sha256=exclude)
     start = time.perf_counter()
     proto = to_onnx_proto(model, stages, opset, static_hw)
     meta = build_metadata(info, stages, opset, static_hw, command, precision)
+    budget = None
     if precision == "fp16":
         proto, fp32_nodes, clamped = to_fp16(proto)
         meta["fp32_nodes"] = ",".join(fp32_nodes) or "none"
         meta["fp16_clamped_weights"] = str(clamped)
+    elif precision == "int8":
+        proto, budget = _convert_int8(proto, held_out, int8, min_psnr_db, meta, on_trial)
     onnx.helper.set_model_props(proto, meta)
     proto.producer_name, proto.producer_version = "sapnet-export", __version__
     proto.doc_string = "SAPNet derain network: rainy RGB [0,1] NCHW -> derained RGB NCHW"
-    with atomic_output(output, force=force) as tmp:
+    report_path = output.with_name(output.name + ".json")
+    with atomic_output(output, force=force) as tmp, atomic_output(report_path, force=True) as tmp_report:
         onnx.save(proto, str(tmp))
         export_s = time.perf_counter() - start
-        rows = check_parity(model, info, stages, tmp, images, static_hw, on_row)
-        failed = [r for r in rows if not r.psnr_db >= min_psnr_db]
+        runner = OnnxRuntimeRunner(tmp, device="cpu")
+        probes = evaluate(runner, _probes(reference_runner, static_hw), on_row)
+        held = evaluate(runner, held_out, on_row)
+        gated = held if precision == "int8" else probes + held
+        failed = [r for r in gated if not r.fidelity.psnr_db >= threshold]
         if failed:
-            worst = min(failed, key=lambda r: r.psnr_db)
+            worst = min(failed, key=lambda r: r.fidelity.psnr_db)
+            extra = (f"; even with {', '.join(budget.chosen.float_groups)} kept in float"
+                     if budget is not None and budget.chosen.float_groups else "")
             raise CheckFailed(f"{output}: ONNX Runtime ({precision}) output differs from PyTorch fp32 "
-                              f"on {len(failed)} of "
-                              f"{len(rows)} inputs (worst {worst.name}: {worst.psnr_db:.1f} dB, "
-                              f"threshold {min_psnr_db:.1f} dB); the file was not written")
-        size = tmp.stat().st_size
-    return ExportResult(path=output, size_bytes=size, export_s=export_s, parity=rows, metadata=meta)
-
+                              f"on {len(failed)} of {len(gated)} inputs (worst {worst.name}: "
+                              f"{worst.fidelity.psnr_db:.1f} dB, threshold {threshold:.1f} dB){extra}; "
+                              "the file was not written")
+        report = _report(meta, probes, held, threshold, export_s, budget, int8)
+        report["size_bytes"] = tmp.stat().st_size
+        write_json(tmp_report, report)
+    return ExportResult(path=output, report_path=report_path, size_bytes=report["size_bytes"],
+                        export_s=export_s, probes=probes, held_out=held, metadata=meta, report=report,
+                        budget=budget)

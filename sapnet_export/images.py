@@ -29,7 +29,7 @@ from .fileio import atomic_output
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
 
 
-def _natural_key(path: Path) -> list[object]:
+def natural_key(path: Path) -> list[object]:
     """Sort key that orders ``2.png`` before ``10.png``."""
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", str(path))]
 
@@ -53,7 +53,7 @@ def discover_images(inputs: Iterable[str | os.PathLike]) -> list[tuple[Path, Pat
         path = Path(item)
         if path.is_dir():
             files = sorted((p for p in path.rglob("*")
-                            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
+                            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES), key=natural_key)
             if not files:
                 raise InputError(f"{path}: folder holds no image ({', '.join(sorted(IMAGE_SUFFIXES))})")
             found.extend((p, p.relative_to(path)) for p in files)

@@ -42,6 +42,12 @@ def isolated_weights(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("SAPNET_WEIGHTS_URL", "http://127.0.0.1:9/net_latest.pth")
 
 
+@pytest.fixture(autouse=True)
+def wide_terminal(monkeypatch):
+    """Rich wraps at the terminal width (80 when not a terminal); 200 columns keep messages on one line."""
+    monkeypatch.setenv("COLUMNS", "200")
+
+
 @pytest.fixture
 def official_checkpoint() -> Path:
     """The published checkpoint in ../shared/weights (skips when absent)."""
@@ -75,3 +81,34 @@ def write_rgb(path: Path, height: int = 24, width: int = 32, seed: int = 0) -> P
     rng = np.random.default_rng(seed)
     Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(path)
     return path
+
+
+def invoke_cli(*args) -> tuple[int, str]:
+    """Run ``sapnet-export ARGS`` in-process; return (exit code, stdout and stderr)."""
+    from typer.testing import CliRunner
+
+    from sapnet_export.cli import app
+
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+@pytest.fixture
+def tiny_onnx(tiny_checkpoint, tmp_path) -> Path:
+    """``tiny_checkpoint`` exported to fp32 ONNX with the ``onnx`` command."""
+    code, output = invoke_cli("onnx", "--weights", tiny_checkpoint, "-o", tmp_path / "t.onnx")
+    assert code == 0, output
+    return tmp_path / "t.onnx"
+
+
+@pytest.fixture
+def tiny_calibration(tmp_path) -> Path:
+    """A calibration set of 4 random 24x32 frames built from 4 image files."""
+    from sapnet_export.calibration import build_calibration
+
+    sources = tmp_path / "calib_src"
+    sources.mkdir()
+    for seed in range(4):
+        write_rgb(sources / f"c{seed}.png", 24, 32, seed=100 + seed)
+    build_calibration([str(sources)], tmp_path / "calib", size=(24, 32), count=4, seed=0)
+    return tmp_path / "calib"

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import onnx
 import pytest
@@ -46,8 +48,15 @@ def test_parity_rows_cover_two_probe_shapes_and_images(tiny_checkpoint, tmp_path
     model, info = load_weights(tiny_checkpoint)
     image = write_rgb(tmp_path / "x.png", 20, 28)
     result = export_onnx(model, info, tmp_path / "m.onnx", images=[image])
-    assert [r.shape for r in result.parity] == [(1, 3, 64, 64), (2, 3, 37, 53), (1, 3, 20, 28)]
-    assert all(r.psnr_db >= 80 and r.max_abs < 1e-4 for r in result.parity)
+    assert [r.shape for r in result.probes] == [(1, 3, 64, 64), (2, 3, 37, 53)]
+    assert [r.shape for r in result.held_out] == [(1, 3, 20, 28)]
+    assert all(r.fidelity.psnr_db >= 80 and r.fidelity.max_abs < 1e-4
+               for r in result.probes + result.held_out)
+    report = json.loads(result.report_path.read_text())
+    assert result.report_path == tmp_path / "m.onnx.json"
+    assert report["held_out"]["summary"]["images"] == 1
+    assert report["held_out"]["images"][0]["image"] == str(image)
+    assert report["metadata"]["precision"] == "fp32" and len(report["probes"]) == 2
 
 
 def test_one_file_runs_at_two_sizes_like_pytorch(tiny_export):
@@ -109,4 +118,56 @@ def test_published_checkpoint_export_on_a_real_image(official_checkpoint, tmp_pa
     model, info = load_weights(official_checkpoint)
     result = export_onnx(model, info, tmp_path / "sapnet.onnx", images=[image])
     assert sum(n.op_type == "Conv" for n in load_onnx(result.path).graph.node) == 276
-    assert min(r.psnr_db for r in result.parity) >= 80
+    assert min(r.fidelity.psnr_db for r in result.probes + result.held_out) >= 80
+
+
+def _int8_options(calibration_dir, **kwargs):
+    from sapnet_export.calibration import load_calibration
+    from sapnet_export.export import Int8Options
+
+    return Int8Options(calibration=load_calibration(calibration_dir), **kwargs)
+
+
+def test_int8_export_report_and_metadata(tiny_checkpoint, tiny_calibration, tmp_path):
+    model, info = load_weights(tiny_checkpoint)
+    held = write_rgb(tmp_path / "held.png", 16, 24, seed=42)
+    (tmp_path / "gt").mkdir()
+    write_rgb(tmp_path / "gt" / "held.png", 16, 24, seed=43)
+    result = export_onnx(model, info, tmp_path / "q.onnx", precision="int8", images=[held],
+                         gt_dir=tmp_path / "gt", min_psnr_db=5.0,
+                         int8=_int8_options(tiny_calibration, keep_fp32=("conv",)))
+    meta = metadata(load_onnx(result.path))
+    assert meta["precision"] == "int8" and meta["qdq_profile"] == "tensorrt"
+    assert meta["calibration_frames_sha256"] and meta["keep_fp32"] == "conv"
+    assert 0.9 < float(meta["int8_mac_share"]) < 1.0  # the output conv (0.5 % of MACs) stayed float
+    report = json.loads(result.report_path.read_text())
+    summary = report["held_out"]["summary"]
+    assert summary["images"] == 1 and "gt_y_psnr_db_delta" in summary and "gt_y_ssim_converted" in summary
+    assert report["int8"]["budget_met"] and report["calibration"]["count"] == 4
+    assert report["calibration"]["stale_sources"] == []
+    assert OnnxRuntimeRunner(result.path).info.precision == "int8"
+
+
+def test_int8_needs_calibration_and_held_out_images(tiny_checkpoint, tiny_calibration, tmp_path):
+    model, info = load_weights(tiny_checkpoint)
+    with pytest.raises(InputError, match="needs a calibration set"):
+        export_onnx(model, info, tmp_path / "q.onnx", precision="int8", images=[tmp_path])
+    with pytest.raises(InputError, match="needs held-out images"):
+        export_onnx(model, info, tmp_path / "q.onnx", precision="int8",
+                    int8=_int8_options(tiny_calibration))
+    with pytest.raises(InputError, match="--calib is for --precision int8"):
+        export_onnx(model, info, tmp_path / "q.onnx", int8=_int8_options(tiny_calibration))
+    source = tmp_path / "calib_src" / "c0.png"
+    with pytest.raises(InputError, match="c0.png: this image is in the calibration set"):
+        export_onnx(model, info, tmp_path / "q.onnx", precision="int8", images=[source],
+                    int8=_int8_options(tiny_calibration))
+    assert not (tmp_path / "q.onnx").exists()
+
+
+def test_int8_below_the_threshold_writes_nothing(tiny_checkpoint, tiny_calibration, tmp_path):
+    model, info = load_weights(tiny_checkpoint)
+    held = write_rgb(tmp_path / "held.png", 16, 24, seed=42)
+    with pytest.raises(CheckFailed, match="the file was not written"):
+        export_onnx(model, info, tmp_path / "q.onnx", precision="int8", images=[held],
+                    min_psnr_db=1000.0, int8=_int8_options(tiny_calibration, profile="cpu"))
+    assert list(tmp_path.glob("q.onnx*")) == []

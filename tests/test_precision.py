@@ -35,7 +35,7 @@ def test_fp16_export_is_verified_and_labelled(tiny_checkpoint, tmp_path):
     result = export_onnx(model, info, tmp_path / "h.onnx", precision="fp16")
     meta = metadata(load_onnx(result.path))
     assert meta["precision"] == "fp16" and meta["fp32_nodes"] == "none"
-    assert all(60 <= r.psnr_db < 200 for r in result.parity)
+    assert all(60 <= r.fidelity.psnr_db < 200 for r in result.probes)
     runner = OnnxRuntimeRunner(result.path)
     assert runner.info.precision == "fp16"
     x = np.random.default_rng(3).random((1, 3, 21, 34), dtype=np.float32)

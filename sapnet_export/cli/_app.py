@@ -1,0 +1,90 @@
+"""The Typer application, its error handling and the options and helpers the commands share."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Optional
+
+import typer
+from typer.core import TyperGroup
+from rich.console import Console
+from rich.table import Table
+
+from .. import __version__
+from ..errors import SapnetError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class SapnetGroup(TyperGroup):
+    """Turns toolkit errors into one red line on stderr and the documented exit code."""
+
+    def invoke(self, ctx):  # noqa: ANN001, ANN201 - click's signature
+        try:
+            return super().invoke(ctx)
+        except SapnetError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+
+
+app = typer.Typer(cls=SapnetGroup, add_completion=False, no_args_is_help=True,
+                  pretty_exceptions_enable=False,
+                  help="SAPNet deraining: weights -> ONNX -> engines, with proof of quality and speed.")
+
+WeightsOpt = Annotated[str, typer.Option(
+    "--weights", "-w", help="Checkpoint path, or 'official' (published SAPNet Model11; "
+    "$SAPNET_WEIGHTS, torch hub cache, or download; sha256-verified).")]
+StagesOpt = Annotated[Optional[int], typer.Option(
+    "--stages", min=1, max=6, help="Recurrent stages to run, 1..6 (early exit: fewer is faster, "
+    "lower quality). Default: all the checkpoint has.")]
+
+
+def fmt_db(value: float) -> str:
+    """A PSNR in dB for tables: one decimal, or ``inf``."""
+    return "inf" if math.isinf(value) else f"{value:.1f}"
+
+
+_LABELS = {
+    "images": ("images", "{:d}"),
+    "fidelity_psnr_db_mean": ("fidelity PSNR mean (dB)", "{:.2f}"),
+    "fidelity_psnr_db_min": ("fidelity PSNR min (dB)", "{:.2f}"),
+    "max_abs_u8": ("max difference (uint8 levels)", "{:d}"),
+    "changed_pixels_mean": ("changed pixels, mean", "{:.2%}"),
+    "changed_pixels_max": ("changed pixels, max", "{:.2%}"),
+    "seconds_median": ("median s/image (ONNX Runtime CPU)", "{:.3f}"),
+}
+
+
+def print_summary(title: str, summary: dict) -> None:
+    """Print a held-out summary (:func:`sapnet_export.evaluation.summarize`) as a two-column table;
+    ground-truth rows show reference, converted and their difference."""
+    table = Table(title=title, show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("", justify="right")
+    for key, (label, fmt) in _LABELS.items():
+        if key in summary:
+            value = summary[key]
+            table.add_row(label, "inf" if isinstance(value, float) and math.isinf(value) else fmt.format(value))
+    for metric, label, fmt in (("y_psnr_db", "Y-PSNR vs ground truth (dB)", "{:.3f}"),
+                               ("y_ssim", "Y-SSIM vs ground truth", "{:.4f}"),
+                               ("rgb_psnr_db", "RGB PSNR vs ground truth (dB)", "{:.3f}"),
+                               ("rgb_ssim", "RGB SSIM vs ground truth", "{:.4f}")):
+        if f"gt_{metric}_reference" in summary:
+            ref, conv, delta = (summary[f"gt_{metric}_{k}"] for k in ("reference", "converted", "delta"))
+            table.add_row(label, f"reference {fmt.format(ref)}, converted {fmt.format(conv)}, "
+                          f"difference {delta:+.4f}")
+    console.print(table)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        console.print(f"sapnet-export {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version_callback,
+                                                is_eager=True, help="Print the version.")] = False
+          ) -> None:
+    """SAPNet deraining: weights -> ONNX -> engines, with proof of quality and speed."""

@@ -1,0 +1,81 @@
+"""``sapnet-export calib build | show``: make and inspect INT8 calibration sets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ..errors import CheckFailed
+from ._app import SapnetGroup, app, console, err_console
+
+calib_app = typer.Typer(cls=SapnetGroup, no_args_is_help=True,
+                        help="Calibration sets for INT8: build one from images/videos, or check one.")
+app.add_typer(calib_app, name="calib")
+
+
+@calib_app.command("build")
+def build_command(
+    sources: Annotated[list[str], typer.Argument(
+        help="Image files, folders, glob patterns (quote them) and video files.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The set's folder, e.g. "
+                                         "calibration/NAME.")],
+    size: Annotated[str, typer.Option("--size", metavar="HxW", help="Frame size: the shape the "
+                                      "engine's optimization profile is tuned at (OPT).")],
+    count: Annotated[int, typer.Option("--count", help="Frames to keep (32 or more recommended).")],
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the frame draw and crops.")] = 0,
+    fit: Annotated[str, typer.Option("--fit", help="crop: random HxW window at native scale "
+                                     "(rain streaks keep their size); resize: whole frame scaled to "
+                                     "cover HxW, centre-cropped.")] = "crop",
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing set.")] = False,
+) -> None:
+    """Sample deployment-like frames into calibration/NAME (frames.npz + manifest.json)."""
+    from ..calibration import build_calibration
+    from ..export import parse_hw
+
+    with console.status("decoding and sampling frames..."):
+        result, warnings = build_calibration(sources, output, size=parse_hw(size), count=count,
+                                             seed=seed, fit=fit, force=force)
+    for warning in warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}")
+    manifest = result.manifest
+    console.print(f"[green]wrote[/] {output}: {manifest['count']} frames "
+                  f"{'x'.join(map(str, manifest['shape']))} float32 from {len(manifest['sources'])} "
+                  f"sources (fit {fit}, seed {seed}); frames sha256 {result.sha256[:12]}")
+
+
+@calib_app.command("show")
+def show_command(
+    path: Annotated[Path, typer.Argument(help="A calibration set folder.")],
+) -> None:
+    """Describe a calibration set and check it: frames against the manifest (exit 2 if altered),
+    sources against their sha256 (exit 1 if stale)."""
+    from ..calibration import load_calibration
+
+    result = load_calibration(path)
+    manifest = result.manifest
+    table = Table(title=f"calibration set {path}", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("", overflow="fold")
+    prep = manifest["preprocessing"]
+    for key, value in (("frames", f"{manifest['count']} x {'x'.join(map(str, manifest['shape'][1:]))} "
+                                  f"{manifest['dtype']}"),
+                       ("fit", f"{prep['fit']} to {prep['size'][0]}x{prep['size'][1]}"),
+                       ("seed", str(manifest["seed"])),
+                       ("sources", f"{len(manifest['sources'])}: "
+                                   + ", ".join(s["path"] for s in manifest["sources"][:5])
+                                   + (" ..." if len(manifest["sources"]) > 5 else "")),
+                       ("frames sha256", manifest["frames_sha256"]),
+                       ("built by", f"sapnet-export {manifest['sapnet_export_version']}, "
+                                    f"{manifest['created_utc']}"),
+                       ("sources match", "yes" if not result.stale else f"no ({len(result.stale)} stale)")):
+        table.add_row(key, value)
+    console.print(table)
+    if result.stale:
+        for line in result.stale:
+            err_console.print(f"[yellow]stale:[/] {line}")
+        raise CheckFailed(f"{path}: {len(result.stale)} of {len(manifest['sources'])} sources changed "
+                          "or missing since the set was built; rebuild it with the command in its "
+                          "manifest")

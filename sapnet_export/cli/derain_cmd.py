@@ -1,0 +1,67 @@
+"""``sapnet-export derain``: derain files and folders with any backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..derain import DEFAULT_MAX_MEGAPIXELS
+from ..errors import CheckFailed
+from ._app import StagesOpt, WeightsOpt, app, console, err_console
+
+
+@app.command("derain")
+def derain_command(
+    inputs: Annotated[list[Path], typer.Argument(help="Image files and folders.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder for PNGs.")],
+    backend: Annotated[str, typer.Option("--backend", "-b", help="torch | onnxruntime.")] = "torch",
+    model: Annotated[Optional[str], typer.Option(
+        "--model", "-m", help="Model file for file-based backends (.onnx).")] = None,
+    weights: WeightsOpt = "official",
+    stages: StagesOpt = None,
+    device: Annotated[str, typer.Option(
+        "--device", help="cpu, cuda (torch, onnxruntime) or tensorrt (ONNX Runtime's TensorRT "
+        "provider). Never falls back.")] = "cpu",
+    max_megapixels: Annotated[float, typer.Option(
+        "--max-megapixels", help="Refuse larger frames (memory: ~1.1 GB per megapixel).")] = DEFAULT_MAX_MEGAPIXELS,
+    fail_fast: Annotated[bool, typer.Option(
+        "--fail-fast", help="Stop at the first file that fails.")] = False,
+) -> None:
+    """Derain image files and folders into OUTPUT as 8-bit PNGs, with a latency summary."""
+    from ..derain import derain_files
+    from ..images import discover_images
+    from ..runners import create_runner
+
+    items = discover_images(inputs)
+    runner = create_runner(backend, model=model, weights=weights, stages=stages, device=device)
+    info = runner.info
+    console.print(f"backend {info.backend}, precision {info.precision}, device {info.device}, "
+                  f"{info.stages} stages, model {info.model}, "
+                  + ", ".join(f"{k} {v}" for k, v in info.versions.items()))
+    columns = (TextColumn("[progress.description]{task.description}"), BarColumn(),
+               MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=False) as progress:
+        task = progress.add_task("deraining", total=len(items))
+        summary = derain_files(runner, items, output, fail_fast=fail_fast,
+                               max_megapixels=max_megapixels,
+                               on_done=lambda _: progress.advance(task))
+    for path, reason in summary.failures:
+        err_console.print(f"[red]failed[/] {reason}")
+    table = Table(title=f"derain summary -> {output}", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("", justify="right")
+    for key, value in (("images written", str(len(summary.written))),
+                       ("failed", str(len(summary.failures))),
+                       ("median s/image", f"{summary.median_s:.3f}"),
+                       ("p90 s/image", f"{summary.p90_s:.3f}"),
+                       ("megapixels/s", f"{summary.megapixels_per_s:.3f}"),
+                       ("backend", info.backend), ("precision", info.precision),
+                       ("device", info.device), ("stages", str(info.stages))):
+        table.add_row(key, value)
+    console.print(table)
+    if summary.failures:
+        raise CheckFailed(f"{len(summary.failures)} of {len(items)} images failed")

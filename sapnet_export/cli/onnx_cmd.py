@@ -1,0 +1,113 @@
+"""``sapnet-export onnx``: export, convert (fp16, int8) and verify against PyTorch fp32."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from ._app import StagesOpt, WeightsOpt, app, console, err_console, fmt_db, print_summary
+
+
+@app.command("onnx")
+def onnx_command(
+    weights: WeightsOpt = "official",
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output .onnx file (its report: "
+                                         "OUTPUT.json beside it).")] = Path("engines/sapnet.onnx"),
+    stages: StagesOpt = None,
+    static: Annotated[Optional[str], typer.Option(
+        "--static", metavar="HxW", help="Fix the input to 1x3xHxW (default: N, H, W dynamic).")] = None,
+    opset: Annotated[int, typer.Option("--opset", help="ONNX opset, 17..20.")] = 17,
+    precision: Annotated[str, typer.Option(
+        "--precision", help="fp32; fp16 (float16 compute, float32 graph input and output); int8 "
+        "(QDQ, scales from --calib).")] = "fp32",
+    images: Annotated[Optional[list[Path]], typer.Option(
+        "--images", help="Held-out image files or folders (never calibration frames) to measure "
+        "fidelity on, besides random probes. Required for int8. Repeatable.")] = None,
+    gt: Annotated[Optional[Path], typer.Option(
+        "--gt", help="Ground-truth folder matching --images by name: adds Y-PSNR/SSIM of the "
+        "reference and the converted model.")] = None,
+    min_psnr: Annotated[Optional[float], typer.Option(
+        "--min-psnr", help="Fidelity threshold in dB against PyTorch fp32. fp32 (default 80) and "
+        "fp16 (60): every input. int8: the budget on held-out images (min over images): groups are "
+        "kept in float until it is met (default: full INT8, 30 dB floor).")] = None,
+    calib: Annotated[Optional[Path], typer.Option(
+        "--calib", help="Calibration set folder (from 'calib build'); int8 only.")] = None,
+    calib_method: Annotated[str, typer.Option(
+        "--calib-method", help="minmax | entropy | percentile.")] = "minmax",
+    qdq_profile: Annotated[str, typer.Option(
+        "--qdq-profile", help="tensorrt (int8 symmetric, for TensorRT/TensorRT-RTX) | cpu (u8s8, for "
+        "ONNX Runtime on x86).")] = "tensorrt",
+    keep_fp32: Annotated[Optional[list[str]], typer.Option(
+        "--keep-fp32", help="Keep a group (conv0, conv_i, conv_f, conv_g, conv_o, lstm_cell, "
+        "res_conv1..5, conv) or node-name glob out of quantization. Repeatable.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing output file.")] = False,
+) -> None:
+    """Export the derain network to ONNX (fp32, fp16 or int8), verify it against PyTorch fp32 before
+    keeping it, and write a JSON report beside it."""
+    from ..calibration import load_calibration
+    from ..export import Int8Options, export_onnx, parse_hw
+    from ..images import discover_images
+    from ..weights import load_weights
+
+    static_hw = parse_hw(static) if static else None
+    items = discover_images(images) if images else []
+    int8 = None
+    if calib is not None:
+        calibration = load_calibration(calib)
+        for line in calibration.stale:
+            err_console.print(f"[yellow]warning:[/] calibration set {calib} is stale: {line}")
+        int8 = Int8Options(calibration=calibration, profile=qdq_profile, method=calib_method,
+                           keep_fp32=tuple(keep_fp32 or ()))
+    elif keep_fp32:
+        err_console.print("[yellow]warning:[/] --keep-fp32 applies to --precision int8 only; ignored")
+    model, info = load_weights(weights)
+    console.print(f"weights: {info.name} -> {info.path} ({info.layout}, {info.source}, "
+                  f"sha256 {info.sha256[:12]})")
+    table = Table(title=f"fidelity: ONNX Runtime (CPU) {precision} vs PyTorch fp32")
+    table.add_column("input", overflow="fold")
+    for column in ("shape", "PSNR dB", "max diff u8", "changed px", "s"):
+        table.add_column(column, justify="right", no_wrap=True)
+    trials = Table(title="int8 variants measured (min / mean PSNR over held-out images)")
+    for column in ("int8 groups", "float groups", "int8 MACs", "min dB", "mean dB"):
+        trials.add_column(column, overflow="fold")
+
+    def add_row(row) -> None:
+        table.add_row(row.name, "x".join(map(str, row.shape)), fmt_db(row.fidelity.psnr_db),
+                      str(row.fidelity.max_abs_u8),
+            f"{100 * row.fidelity.changed_pixels:.2f}%", f"{row.seconds:.2f}")
+
+    def add_trial(trial) -> None:
+        trials.add_row(_groups(trial.int8_groups), _groups(trial.float_groups),
+                       f"{100 * trial.int8_mac_share:.1f}%", fmt_db(trial.min_psnr_db),
+                       fmt_db(trial.mean_psnr_db))
+
+    try:
+        with console.status(f"exporting ({precision}) and checking fidelity..."):
+            result = export_onnx(model, info, output, stages=stages, opset=opset, precision=precision,
+                                 static_hw=static_hw, images=items, gt_dir=gt, min_psnr_db=min_psnr,
+                                 int8=int8, force=force, on_row=add_row, on_trial=add_trial)
+    finally:
+        for done in (trials, table):
+            if done.rows:
+                console.print(done)
+    meta = result.metadata
+    if precision == "fp16":
+        console.print(f"fp16: compute nodes kept in float32: {meta['fp32_nodes']}; weights clamped "
+                      f"to +-1e-7 by the converter: {meta['fp16_clamped_weights']}")
+    if precision == "int8":
+        console.print(f"int8 ({meta['qdq_profile']} profile, {meta['calib_method']}): int8 groups "
+                      f"{meta['int8_groups']}; kept in float: {meta['float_groups']}; "
+                      f"int8 share of Conv MACs {100 * float(meta['int8_mac_share']):.1f}%")
+    summary = result.report["held_out"]["summary"]
+    if summary:
+        print_summary(f"held-out images vs PyTorch fp32 ({summary['images']})", summary)
+    console.print(f"[green]wrote[/] {result.path}: {meta['precision']}, {result.size_bytes / 1e6:.2f} MB, "
+                  f"opset {opset}, {meta['stages']} stages, {meta['shape']}, converted in "
+                  f"{result.export_s:.1f} s; report {result.report_path}")
+
+
+def _groups(groups: tuple[str, ...]) -> str:
+    return ", ".join(groups) if groups else "-"

@@ -1,0 +1,89 @@
+"""``sapnet-export sensitivity``: which groups cost the most fidelity when quantized to INT8."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from ._app import StagesOpt, WeightsOpt, app, console, fmt_db
+
+
+@app.command("sensitivity")
+def sensitivity_command(
+    calib: Annotated[Path, typer.Option("--calib", help="Calibration set folder (from 'calib build').")],
+    data: Annotated[list[Path], typer.Option(
+        "--data", help="Held-out image files or folders (never calibration frames). Repeatable.")],
+    weights: WeightsOpt = "official",
+    stages: StagesOpt = None,
+    limit: Annotated[int, typer.Option(
+        "--limit", min=1, help="Use at most this many held-out images, evenly spaced.")] = 8,
+    qdq_profile: Annotated[str, typer.Option("--qdq-profile", help="tensorrt | cpu.")] = "tensorrt",
+    calib_method: Annotated[str, typer.Option(
+        "--calib-method", help="minmax | entropy | percentile.")] = "minmax",
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="JSON report (default: sensitivity-PROFILE.json in the current "
+        "folder).")] = None,
+) -> None:
+    """Quantize one group at a time (everything else float) and rank the groups by the fidelity they
+    cost: PSNR of the output against PyTorch fp32 on held-out images, lowest first."""
+    from ..calibration import load_calibration
+    from ..evaluation import prepare_held_out, write_json
+    from ..export import to_onnx_proto, DEFAULT_OPSET
+    from ..images import discover_images
+    from ..int8 import Int8Session, describe_mix, group_sensitivity
+    from ..quantize import CALIB_METHODS, QDQ_PROFILES
+    from ..runners.torch_runner import TorchRunner
+    from ..weights import load_weights
+    from ..errors import InputError
+
+    if qdq_profile not in QDQ_PROFILES:
+        raise InputError(f"--qdq-profile {qdq_profile}: choose one of {', '.join(QDQ_PROFILES)}")
+    if calib_method not in CALIB_METHODS:
+        raise InputError(f"--calib-method {calib_method}: choose one of {', '.join(CALIB_METHODS)}")
+    calibration = load_calibration(calib)
+    items = discover_images(data)
+    if len(items) > limit:
+        step = (len(items) - 1) / max(limit - 1, 1)
+        items = [items[round(i * step)] for i in range(limit)]
+    model, info = load_weights(weights)
+    stages = model.resolve_stages(stages)
+    exclude = frozenset(s["sha256"] for s in calibration.manifest["sources"])
+    with console.status(f"PyTorch fp32 references on {len(items)} held-out images..."):
+        held_out = prepare_held_out(TorchRunner(model, info, stages=stages), items,
+                                    exclude_sha256=exclude)
+    session = Int8Session(to_onnx_proto(model, stages, DEFAULT_OPSET, None), calibration.frames,
+                          held_out, profile=qdq_profile, calib_method=calib_method)
+    try:
+        with console.status("calibrating and quantizing the whole network..."):
+            full = session.trial(session.quantizable_groups)
+        ranking = []
+        with console.status("") as status:
+            for group in session.quantizable_groups:
+                status.update(f"quantizing {group} alone ({len(ranking) + 1}/"
+                              f"{len(session.quantizable_groups)})...")
+                ranking.append(session.trial([group]))
+    finally:
+        session.close()
+    ranking.sort(key=lambda t: t.min_psnr_db)
+    table = Table(title=f"INT8 sensitivity ({qdq_profile} profile, {calib_method}; {len(items)} held-out "
+                        "images; fidelity vs PyTorch fp32)")
+    for column in ("rank", "group int8 alone", "share of MACs", "min dB", "mean dB"):
+        table.add_column(column, justify="right" if column != "group int8 alone" else "left")
+    for rank, trial in enumerate(ranking, 1):
+        table.add_row(str(rank), trial.int8_groups[0], f"{100 * trial.int8_mac_share:.1f}%",
+                      fmt_db(trial.min_psnr_db), fmt_db(trial.mean_psnr_db))
+    table.add_row("", "all groups (full INT8)", f"{100 * full.int8_mac_share:.1f}%",
+                  fmt_db(full.min_psnr_db), fmt_db(full.mean_psnr_db))
+    console.print(table)
+    output = output or Path(f"sensitivity-{qdq_profile}.json")
+    write_json(output, {
+        "format": "sapnet-export/sensitivity-v1", "profile": qdq_profile, "calib_method": calib_method,
+        "calibration": str(calib), "calibration_frames_sha256": calibration.sha256,
+        "checkpoint": info.name, "checkpoint_sha256": info.sha256, "stages": stages,
+        "held_out_images": [str(p) for p, _ in items],
+        "reference": "PyTorch fp32 (CPU)", "full_int8": describe_mix(full),
+        "ranking": [describe_mix(t) for t in ranking]})
+    console.print(f"[green]wrote[/] {output}")

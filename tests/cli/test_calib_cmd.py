@@ -1,0 +1,31 @@
+import json
+
+from conftest import invoke_cli as invoke, write_rgb
+
+
+def test_calib_build_then_show_then_stale(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for seed in range(3):
+        write_rgb(src / f"{seed}.png", 20, 30, seed=seed)
+    out = tmp_path / "calibration" / "cam"
+    code, output = invoke("calib", "build", src, "-o", out, "--size", "16x24", "--count", "2",
+                          "--seed", "3")
+    assert code == 0, output
+    assert "wrote" in output and "2 frames 2x3x16x24" in output and "fewer than 32" in output
+    assert json.loads((out / "manifest.json").read_text())["seed"] == 3
+    code, output = invoke("calib", "show", out)
+    assert code == 0 and "sources match" in output and "yes" in output
+    write_rgb(src / "1.png", 20, 30, seed=50)
+    code, output = invoke("calib", "show", out)
+    assert code == 1 and "1.png: changed" in output and "rebuild it" in output
+
+
+def test_calib_build_errors_exit_2(tmp_path):
+    code, output = invoke("calib", "build", tmp_path / "none", "-o", tmp_path / "c", "--size", "8x8",
+                          "--count", "1")
+    assert code == 2 and "no such file, folder or matching pattern" in output
+    code, output = invoke("calib", "build", tmp_path, "-o", tmp_path / "c", "--size", "8", "--count", "1")
+    assert code == 2 and "expected HxW" in output
+    code, output = invoke("calib", "show", tmp_path)
+    assert code == 2 and "not a calibration set" in output
