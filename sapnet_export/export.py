@@ -34,7 +34,7 @@ from .model import SAPNet
 from .onnx_meta import INPUT_NAME, OUTPUT_NAME
 from .precision import DEFAULT_MIN_PSNR_DB, PRECISIONS, to_fp16
 from .qdq_rules import check_tensorrt_qdq
-from .quantize import CALIB_METHODS, QDQ_PROFILES, select_nodes
+from .quantize import DEFAULT_CALIB_METHOD, QDQ_PROFILES, check_int8_options, select_nodes
 from .runners.onnxruntime_runner import OnnxRuntimeRunner
 from .runners.torch_runner import TorchRunner
 from .weights import WeightsInfo
@@ -64,13 +64,13 @@ class Int8Options:
     Attributes:
         calibration: the calibration set (:func:`~sapnet_export.calibration.load_calibration`).
         profile: QDQ profile, ``tensorrt`` or ``cpu``.
-        method: calibration method, ``minmax``, ``entropy`` or ``percentile``.
+        method: calibration method, ``minmax``, ``entropy`` or ``percentile`` (default).
         keep_fp32: group names or node-name globs kept out of quantization.
     """
 
     calibration: CalibrationSet
     profile: str = "tensorrt"
-    method: str = "minmax"
+    method: str = DEFAULT_CALIB_METHOD
     keep_fp32: tuple[str, ...] = ()
 
 
@@ -188,10 +188,7 @@ def _check_options(precision: str, int8: Int8Options | None, items: Sequence[tup
         raise InputError("--precision int8 needs held-out images (--images) to measure fidelity; "
                          "calibration frames are never used for that")
     if int8 is not None:
-        if int8.profile not in QDQ_PROFILES:
-            raise InputError(f"--qdq-profile {int8.profile}: choose one of {', '.join(QDQ_PROFILES)}")
-        if int8.method not in CALIB_METHODS:
-            raise InputError(f"--calib-method {int8.method}: choose one of {', '.join(CALIB_METHODS)}")
+        check_int8_options(int8.profile, int8.method)
     if static_hw:
         for path, _ in items:
             _, height, width = read_image(path).shape

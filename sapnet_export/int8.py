@@ -24,7 +24,7 @@ import numpy as np
 import onnx
 
 from .evaluation import HeldOutImage, ImageResult, evaluate, summarize
-from .quantize import GROUPS, QDQ_PROFILES, conv_macs, int8_conv_nodes, node_groups, quantize_int8
+from .quantize import DEFAULT_CALIB_METHOD, GROUPS, QDQ_PROFILES, conv_macs, int8_conv_nodes, node_groups, quantize_int8
 from .runners.onnxruntime_runner import OnnxRuntimeRunner
 
 
@@ -75,7 +75,7 @@ class Int8Session:
     frames: np.ndarray
     held_out: Sequence[HeldOutImage]
     profile: str = "tensorrt"
-    calib_method: str = "minmax"
+    calib_method: str = DEFAULT_CALIB_METHOD
     keep_fp32: Sequence[str] = ()
     workdir: Path | None = None
     on_trial: Callable[[Trial], None] | None = None

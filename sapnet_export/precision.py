@@ -2,8 +2,9 @@
 
 TensorRT 11 and TensorRT-RTX build strongly typed networks only, so an fp16 engine is compiled from an
 ONNX graph whose compute is already float16. This module makes that graph. ONNX Runtime runs the same
-graph on the CPU, which makes it a proxy for the quality of an engine built from it. (That the graph
-parses in TensorRT-RTX is not yet tested here: it comes with the engine builder.)
+graph on the CPU, which makes it a proxy for the quality of an engine built from it; the tests parse it
+with TensorRT-RTX's ONNX parser (its Conv layers come out float16). INT8 graphs are made by
+:mod:`sapnet_export.quantize`.
 """
 
 from __future__ import annotations

@@ -76,6 +76,10 @@ QDQ_PROFILES = {
 #: entropy (KL divergence, TensorRT's classic calibrator) and percentile (99.999 %) clip outliers but
 #: hold every calibrated tensor of a frame in memory at once.
 CALIB_METHODS = ("minmax", "entropy", "percentile")
+#: The default: measured best for SAPNet (published checkpoint, tensorrt profile, 20 real-rain frames
+#: of 320x480, 4 Rain100L images): percentile 43.7 dB fidelity and -0.42 dB Y-PSNR against ground
+#: truth; minmax 41.4 dB and -1.02 dB; entropy 41.0 dB and -1.13 dB.
+DEFAULT_CALIB_METHOD = "percentile"
 #: Group names in network order.
 GROUPS = ("conv0", "conv_i", "conv_f", "conv_g", "conv_o", "lstm_cell", "res_conv1", "res_conv2",
           "res_conv3", "res_conv4", "res_conv5", "conv")
@@ -196,8 +200,17 @@ def _quiet_ort_quantizer() -> Iterator[None]:
         root.setLevel(level)
 
 
+def check_int8_options(profile: str, calib_method: str) -> None:
+    """Raise InputError unless ``profile`` is in :data:`QDQ_PROFILES` and ``calib_method`` in
+    :data:`CALIB_METHODS` (checked before any slow work starts)."""
+    if profile not in QDQ_PROFILES:
+        raise InputError(f"--qdq-profile {profile}: choose one of {', '.join(QDQ_PROFILES)}")
+    if calib_method not in CALIB_METHODS:
+        raise InputError(f"--calib-method {calib_method}: choose one of {', '.join(CALIB_METHODS)}")
+
+
 def quantize_int8(fp32_path: str | os.PathLike, output: str | os.PathLike, *, profile: str,
-                  frames: np.ndarray | None, calib_method: str = "minmax",
+                  frames: np.ndarray | None, calib_method: str = DEFAULT_CALIB_METHOD,
                   cache_path: str | os.PathLike, exclude: Sequence[str] = ()) -> onnx.ModelProto:
     """Quantize the fp32 ONNX at ``fp32_path`` into a QDQ graph at ``output`` and return it.
 
@@ -218,10 +231,7 @@ def quantize_int8(fp32_path: str | os.PathLike, output: str | os.PathLike, *, pr
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    if profile not in QDQ_PROFILES:
-        raise InputError(f"--qdq-profile {profile}: choose one of {', '.join(QDQ_PROFILES)}")
-    if calib_method not in CALIB_METHODS:
-        raise InputError(f"--calib-method {calib_method}: choose one of {', '.join(CALIB_METHODS)}")
+    check_int8_options(profile, calib_method)
     if frames is None and not Path(cache_path).is_file():
         raise InputError("INT8 needs calibration frames (--calib DIR)")
     spec = QDQ_PROFILES[profile]

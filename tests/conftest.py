@@ -112,3 +112,18 @@ def tiny_calibration(tmp_path) -> Path:
         write_rgb(sources / f"c{seed}.png", 24, 32, seed=100 + seed)
     build_calibration([str(sources)], tmp_path / "calib", size=(24, 32), count=4, seed=0)
     return tmp_path / "calib"
+
+
+def parse_in_tensorrt_rtx(path: Path):
+    """Parse an ONNX file with TensorRT-RTX's ONNX parser (no GPU needed); skip if it is not installed.
+
+    Returns (parsed ok, parser error messages, the network definition).
+    """
+    trt = pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX (tensorrt-rtx-cu13) is not installed")
+    logger = trt.Logger(trt.Logger.ERROR)
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)  # TensorRT-RTX networks are always strongly typed
+    parser = trt.OnnxParser(network, logger)
+    ok = parser.parse_from_file(str(path))
+    errors = [parser.get_error(i).desc() for i in range(parser.num_errors)]
+    return ok, errors, network

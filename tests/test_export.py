@@ -171,3 +171,23 @@ def test_int8_below_the_threshold_writes_nothing(tiny_checkpoint, tiny_calibrati
         export_onnx(model, info, tmp_path / "q.onnx", precision="int8", images=[held],
                     min_psnr_db=1000.0, int8=_int8_options(tiny_calibration, profile="cpu"))
     assert list(tmp_path.glob("q.onnx*")) == []
+
+
+@pytest.mark.real
+def test_published_checkpoint_int8_on_real_images(official_checkpoint, tmp_path):
+    """Calibrated on real rain (crops), measured on a held-out Rain100L image: the tensorrt profile keeps
+    >= 35 dB fidelity, follows TensorRT's rules and parses in TensorRT-RTX."""
+    from conftest import parse_in_tensorrt_rtx
+    from sapnet_export.calibration import build_calibration
+
+    real_rain = need_shared("data/real-rain")
+    rain100l = need_shared("data/rain100l")
+    build_calibration([str(real_rain)], tmp_path / "calib", size=(96, 128), count=8, seed=0)
+    model, info = load_weights(official_checkpoint)
+    result = export_onnx(model, info, tmp_path / "q.onnx", precision="int8", min_psnr_db=35.0,
+                         images=[rain100l / "input" / "1.png"], gt_dir=rain100l / "target",
+                         int8=_int8_options(tmp_path / "calib", method="percentile"))
+    summary = result.report["held_out"]["summary"]
+    assert summary["fidelity_psnr_db_min"] >= 35.0 and summary["gt_y_psnr_db_delta"] > -1.5
+    ok, errors, _ = parse_in_tensorrt_rtx(result.path)
+    assert ok, errors

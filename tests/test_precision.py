@@ -3,6 +3,7 @@ import onnx
 import pytest
 import torch
 
+from conftest import parse_in_tensorrt_rtx
 from sapnet_export.errors import InputError
 from sapnet_export.export import export_onnx, to_onnx_proto
 from sapnet_export.onnx_meta import graph_precision, load_onnx, metadata
@@ -48,3 +49,15 @@ def test_fp16_export_is_verified_and_labelled(tiny_checkpoint, tmp_path):
 def test_unknown_precision(tiny_checkpoint, tmp_path):
     with pytest.raises(InputError, match="--precision int4"):
         export_onnx(*load_weights(tiny_checkpoint), tmp_path / "x.onnx", precision="int4")
+
+
+def test_fp16_graph_parses_in_tensorrt_rtx_with_half_layers(tiny_model, tmp_path):
+    converted, _, _ = to_fp16(to_onnx_proto(tiny_model, 2, 17, None))
+    onnx.save(converted, str(tmp_path / "h.onnx"))
+    ok, errors, network = parse_in_tensorrt_rtx(tmp_path / "h.onnx")
+    assert ok, errors
+    trt = pytest.importorskip("tensorrt_rtx")
+    assert network.get_input(0).dtype == trt.DataType.FLOAT  # float32 graph I/O
+    convs = [network.get_layer(i) for i in range(network.num_layers)
+             if network.get_layer(i).type == trt.LayerType.CONVOLUTION]
+    assert convs and all(layer.get_output(0).dtype == trt.DataType.HALF for layer in convs)

@@ -5,6 +5,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from conftest import parse_in_tensorrt_rtx
 from sapnet_export.errors import CheckFailed
 from sapnet_export.export import to_onnx_proto
 from sapnet_export.qdq_rules import check_tensorrt_qdq, tensorrt_qdq_violations
@@ -76,22 +77,11 @@ def _tiny_qdq(tiny_model, tmp_path, profile):
                          frames=frames, cache_path=tmp_path / f"{profile}.json")
 
 
-def _parse_in_tensorrt_rtx(path):
-    trt = pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX (tensorrt-rtx-cu13) is not installed")
-    logger = trt.Logger(trt.Logger.ERROR)
-    builder = trt.Builder(logger)
-    network = builder.create_network(0)  # TensorRT-RTX networks are always strongly typed
-    parser = trt.OnnxParser(network, logger)
-    ok = parser.parse_from_file(str(path))
-    errors = [parser.get_error(i).desc() for i in range(parser.num_errors)]
-    return ok, errors, network
-
-
 def test_tensorrt_profile_parses_in_tensorrt_rtx_and_cpu_profile_does_not(tiny_model, tmp_path):
     _tiny_qdq(tiny_model, tmp_path, "tensorrt")
-    ok, errors, network = _parse_in_tensorrt_rtx(tmp_path / "tensorrt.onnx")
+    ok, errors, network = parse_in_tensorrt_rtx(tmp_path / "tensorrt.onnx")
     assert ok, errors
     assert network.num_inputs == 1 and network.get_input(0).name == "rainy"
     _tiny_qdq(tiny_model, tmp_path, "cpu")
-    ok, errors, _ = _parse_in_tensorrt_rtx(tmp_path / "cpu.onnx")
+    ok, errors, _ = parse_in_tensorrt_rtx(tmp_path / "cpu.onnx")
     assert not ok and any("zero point" in e.lower() for e in errors)

@@ -36,7 +36,7 @@ def onnx_command(
     calib: Annotated[Optional[Path], typer.Option(
         "--calib", help="Calibration set folder (from 'calib build'); int8 only.")] = None,
     calib_method: Annotated[str, typer.Option(
-        "--calib-method", help="minmax | entropy | percentile.")] = "minmax",
+        "--calib-method", help="percentile (99.999 %, default) | minmax | entropy.")] = "percentile",
     qdq_profile: Annotated[str, typer.Option(
         "--qdq-profile", help="tensorrt (int8 symmetric, for TensorRT/TensorRT-RTX) | cpu (u8s8, for "
         "ONNX Runtime on x86).")] = "tensorrt",

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from ._app import StagesOpt, WeightsOpt, app, console, fmt_db
+from ._app import StagesOpt, WeightsOpt, app, console, err_console, fmt_db
 
 
 @app.command("sensitivity")
@@ -22,7 +22,7 @@ def sensitivity_command(
         "--limit", min=1, help="Use at most this many held-out images, evenly spaced.")] = 8,
     qdq_profile: Annotated[str, typer.Option("--qdq-profile", help="tensorrt | cpu.")] = "tensorrt",
     calib_method: Annotated[str, typer.Option(
-        "--calib-method", help="minmax | entropy | percentile.")] = "minmax",
+        "--calib-method", help="percentile (99.999 %, default) | minmax | entropy.")] = "percentile",
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", help="JSON report (default: sensitivity-PROFILE.json in the current "
         "folder).")] = None,
@@ -30,26 +30,28 @@ def sensitivity_command(
     """Quantize one group at a time (everything else float) and rank the groups by the fidelity they
     cost: PSNR of the output against PyTorch fp32 on held-out images, lowest first."""
     from ..calibration import load_calibration
+    from ..errors import InputError
     from ..evaluation import prepare_held_out, write_json
-    from ..export import to_onnx_proto, DEFAULT_OPSET
+    from ..export import DEFAULT_OPSET, to_onnx_proto
     from ..images import discover_images
     from ..int8 import Int8Session, describe_mix, group_sensitivity
-    from ..quantize import CALIB_METHODS, QDQ_PROFILES
+    from ..quantize import check_int8_options
     from ..runners.torch_runner import TorchRunner
     from ..weights import load_weights
-    from ..errors import InputError
 
-    if qdq_profile not in QDQ_PROFILES:
-        raise InputError(f"--qdq-profile {qdq_profile}: choose one of {', '.join(QDQ_PROFILES)}")
-    if calib_method not in CALIB_METHODS:
-        raise InputError(f"--calib-method {calib_method}: choose one of {', '.join(CALIB_METHODS)}")
+    check_int8_options(qdq_profile, calib_method)
     calibration = load_calibration(calib)
+    for line in calibration.stale:
+        err_console.print(f"[yellow]warning:[/] calibration set {calib} is stale: {line}")
     items = discover_images(data)
     if len(items) > limit:
         step = (len(items) - 1) / max(limit - 1, 1)
         items = [items[round(i * step)] for i in range(limit)]
     model, info = load_weights(weights)
-    stages = model.resolve_stages(stages)
+    try:
+        stages = model.resolve_stages(stages)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
     exclude = frozenset(s["sha256"] for s in calibration.manifest["sources"])
     with console.status(f"PyTorch fp32 references on {len(items)} held-out images..."):
         held_out = prepare_held_out(TorchRunner(model, info, stages=stages), items,
@@ -57,17 +59,13 @@ def sensitivity_command(
     session = Int8Session(to_onnx_proto(model, stages, DEFAULT_OPSET, None), calibration.frames,
                           held_out, profile=qdq_profile, calib_method=calib_method)
     try:
-        with console.status("calibrating and quantizing the whole network..."):
+        with console.status("calibrating, then quantizing the whole network...") as status:
             full = session.trial(session.quantizable_groups)
-        ranking = []
-        with console.status("") as status:
-            for group in session.quantizable_groups:
-                status.update(f"quantizing {group} alone ({len(ranking) + 1}/"
-                              f"{len(session.quantizable_groups)})...")
-                ranking.append(session.trial([group]))
+            session.on_trial = lambda trial: status.update(
+                f"measured {trial.int8_groups[0]} alone: {fmt_db(trial.min_psnr_db)} dB")
+            ranking = group_sensitivity(session)
     finally:
         session.close()
-    ranking.sort(key=lambda t: t.min_psnr_db)
     table = Table(title=f"INT8 sensitivity ({qdq_profile} profile, {calib_method}; {len(items)} held-out "
                         "images; fidelity vs PyTorch fp32)")
     for column in ("rank", "group int8 alone", "share of MACs", "min dB", "mean dB"):
