@@ -48,6 +48,7 @@ def onnx_command(
     """Export the derain network to ONNX (fp32, fp16 or int8), verify it against PyTorch fp32 before
     keeping it, and write a JSON report beside it."""
     from ..calibration import load_calibration
+    from ..errors import InputError
     from ..export import Int8Options, export_onnx, parse_hw
     from ..images import discover_images
     from ..weights import load_weights
@@ -62,7 +63,7 @@ def onnx_command(
         int8 = Int8Options(calibration=calibration, profile=qdq_profile, method=calib_method,
                            keep_fp32=tuple(keep_fp32 or ()))
     elif keep_fp32:
-        err_console.print("[yellow]warning:[/] --keep-fp32 applies to --precision int8 only; ignored")
+        raise InputError("--keep-fp32 is for --precision int8 (with --calib)")
     model, info = load_weights(weights)
     console.print(f"weights: {info.name} -> {info.path} ({info.layout}, {info.source}, "
                   f"sha256 {info.sha256[:12]})")

@@ -63,3 +63,6 @@ def test_onnx_command_int8_usage_errors(tiny_checkpoint, tiny_calibration, tmp_p
                           "int8", "--calib", tiny_calibration, "--images", tmp_path / "calib_src",
                           "--qdq-profile", "gpu")
     assert code == 2 and "--qdq-profile gpu" in output
+    code, output = invoke("onnx", "--weights", tiny_checkpoint, "-o", tmp_path / "q.onnx",
+                          "--keep-fp32", "conv")
+    assert code == 2 and "--keep-fp32 is for --precision int8" in output
