@@ -61,6 +61,11 @@ class CalibrationSet:
     stale: list[str] = field(default_factory=list)
 
     @property
+    def source_sha256(self) -> frozenset[str]:
+        """sha256 of every source file (to keep calibration images out of held-out evaluation)."""
+        return frozenset(source["sha256"] for source in self.manifest.get("sources", []))
+
+    @property
     def sha256(self) -> str:
         """sha256 of ``frames.npz`` (as recorded in, and checked against, the manifest)."""
         return self.manifest["frames_sha256"]

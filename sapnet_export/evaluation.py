@@ -67,6 +67,7 @@ def _match_ground_truth(path: Path, relative: Path, gt_dir: Path) -> Path:
 
 def prepare_held_out(reference_runner: Runner, items: Sequence[tuple[Path, Path]],
                      gt_dir: Path | None = None, exclude_sha256: frozenset[str] = frozenset(),
+                     required_hw: tuple[int, int] | None = None,
                      on_image: Callable[[str], None] | None = None) -> list[HeldOutImage]:
     """Read the held-out images, run the reference on each, and pair them with ground truth.
 
@@ -75,9 +76,12 @@ def prepare_held_out(reference_runner: Runner, items: Sequence[tuple[Path, Path]
         items: ``(path, relative)`` pairs from :func:`sapnet_export.images.discover_images`.
         gt_dir: folder of ground-truth images, matched by relative path, else by file name.
         exclude_sha256: sha256 of the calibration sources; an image among them is refused.
+        required_hw: (H, W) every image must have (a static export), or None.
+        on_image: called with each image's name once its reference is computed.
 
     Raises:
-        InputError: an image is unreadable, is a calibration source, or has no ground truth.
+        InputError: an image is unreadable, is a calibration source, has the wrong size or no
+            ground truth.
     """
     held_out = []
     for path, relative in items:
@@ -85,6 +89,9 @@ def prepare_held_out(reference_runner: Runner, items: Sequence[tuple[Path, Path]
             raise InputError(f"{path}: this image is in the calibration set; fidelity must be measured "
                              "on held-out images, never the calibration frames")
         image = read_image(path)[None]
+        if required_hw and image.shape[2:] != required_hw:
+            raise InputError(f"{path}: {image.shape[2]}x{image.shape[3]} image, but the export is static "
+                             f"{required_hw[0]}x{required_hw[1]}")
         gt = gt_quality = None
         if gt_dir is not None:
             gt_path = _match_ground_truth(path, relative, gt_dir)
@@ -129,14 +136,6 @@ def evaluate(runner: Runner, held_out: Sequence[HeldOutImage],
     return results
 
 
-def _mean(values: Sequence[float]) -> float:
-    finite = [v for v in values if math.isfinite(v)]
-    if len(finite) < len(values):
-        # Identical outputs have infinite PSNR; the mean of the MSEs is what is meaningful then.
-        return math.inf if not finite else statistics.fmean(finite)
-    return statistics.fmean(values)
-
-
 def summarize(results: Sequence[ImageResult]) -> dict:
     """Aggregate fidelity (mean/min PSNR dB, max uint8 difference, share of changed pixels) and, when
     every image had ground truth, mean Y-PSNR/SSIM and RGB PSNR/SSIM of reference and converted model
@@ -146,7 +145,7 @@ def summarize(results: Sequence[ImageResult]) -> dict:
     psnrs = [r.fidelity.psnr_db for r in results]
     summary: dict = {
         "images": len(results),
-        "fidelity_psnr_db_mean": _mean(psnrs),
+        "fidelity_psnr_db_mean": statistics.fmean(psnrs),  # inf when an output is identical
         "fidelity_psnr_db_min": min(psnrs),
         "max_abs_u8": max(r.fidelity.max_abs_u8 for r in results),
         "changed_pixels_mean": statistics.fmean(r.fidelity.changed_pixels for r in results),

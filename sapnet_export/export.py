@@ -28,7 +28,6 @@ from .calibration import CalibrationSet
 from .errors import CheckFailed, InputError
 from .evaluation import HeldOutImage, ImageResult, evaluate, prepare_held_out, result_rows, summarize, write_json
 from .fileio import atomic_output
-from .images import read_image
 from .int8 import BudgetResult, Int8Session, Trial, describe_mix, meet_budget
 from .model import SAPNet
 from .onnx_meta import INPUT_NAME, OUTPUT_NAME
@@ -175,8 +174,8 @@ def _probes(reference_runner: TorchRunner, static_hw: tuple[int, int] | None) ->
             for name, batch in _probe_inputs(static_hw)]
 
 
-def _check_options(precision: str, int8: Int8Options | None, items: Sequence[tuple[Path, Path]],
-                   static_hw: tuple[int, int] | None) -> None:
+def _check_options(precision: str, int8: Int8Options | None,
+                   items: Sequence[tuple[Path, Path]]) -> None:
     if precision not in PRECISIONS:
         raise InputError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
     if precision == "int8" and int8 is None:
@@ -189,12 +188,6 @@ def _check_options(precision: str, int8: Int8Options | None, items: Sequence[tup
                          "calibration frames are never used for that")
     if int8 is not None:
         check_int8_options(int8.profile, int8.method)
-    if static_hw:
-        for path, _ in items:
-            _, height, width = read_image(path).shape
-            if (height, width) != static_hw:
-                raise InputError(f"{path}: {height}x{width} image, but the export is static "
-                                 f"{static_hw[0]}x{static_hw[1]}")
 
 
 def _convert_int8(proto: onnx.ModelProto, held_out: list[HeldOutImage], options: Int8Options,
@@ -296,15 +289,16 @@ def export_onnx(model: SAPNet, info: WeightsInfo, output: str | os.PathLike, *,
     except ValueError as exc:
         raise InputError(str(exc)) from exc
     items = [item if isinstance(item, tuple) else (Path(item), Path(Path(item).name)) for item in images]
-    _check_options(precision, int8, items, static_hw)
+    _check_options(precision, int8, items)
     threshold = DEFAULT_MIN_PSNR_DB[precision] if min_psnr_db is None else min_psnr_db
     output = Path(output)
     if output.exists() and not force:
         raise InputError(f"{output}: already exists; pass --force to replace it")
     command = command or shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
     reference_runner = TorchRunner(model, info, stages=stages, device="cpu")
-    exclude = frozenset(s["sha256"] for s in int8.calibration.manifest.get("sources", [])) if int8 else frozenset()
-    held_out = prepare_held_out(reference_runner, items, gt_dir, exclude_sha256=exclude)
+    exclude = int8.calibration.source_sha256 if int8 else frozenset()
+    held_out = prepare_held_out(reference_runner, items, gt_dir, exclude_sha256=exclude,
+                                required_hw=static_hw)
     start = time.perf_counter()
     proto = to_onnx_proto(model, stages, opset, static_hw)
     meta = build_metadata(info, stages, opset, static_hw, command, precision)

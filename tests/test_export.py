@@ -82,6 +82,14 @@ def test_static_export_fixes_the_shape(tiny_checkpoint, tmp_path):
         runner.run(np.zeros((1, 3, 16, 25), dtype=np.float32))
 
 
+def test_static_export_refuses_an_image_of_another_size(tiny_checkpoint, tmp_path):
+    model, info = load_weights(tiny_checkpoint)
+    image = write_rgb(tmp_path / "big.png", 20, 28)
+    with pytest.raises(InputError, match="big.png: 20x28 image, but the export is static 16x24"):
+        export_onnx(model, info, tmp_path / "s.onnx", static_hw=(16, 24), images=[image])
+    assert not (tmp_path / "s.onnx").exists()
+
+
 def test_failed_fidelity_leaves_no_file(tiny_checkpoint, tmp_path):
     model, info = load_weights(tiny_checkpoint)
     with pytest.raises(CheckFailed, match="the file was not written"):

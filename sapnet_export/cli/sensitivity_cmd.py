@@ -52,10 +52,9 @@ def sensitivity_command(
         stages = model.resolve_stages(stages)
     except ValueError as exc:
         raise InputError(str(exc)) from exc
-    exclude = frozenset(s["sha256"] for s in calibration.manifest["sources"])
     with console.status(f"PyTorch fp32 references on {len(items)} held-out images..."):
         held_out = prepare_held_out(TorchRunner(model, info, stages=stages), items,
-                                    exclude_sha256=exclude)
+                                    exclude_sha256=calibration.source_sha256)
     session = Int8Session(to_onnx_proto(model, stages, DEFAULT_OPSET, None), calibration.frames,
                           held_out, profile=qdq_profile, calib_method=calib_method)
     try:
