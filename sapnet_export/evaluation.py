@@ -8,9 +8,6 @@ folder is given, Y-PSNR/SSIM of reference and converted model (:mod:`sapnet_expo
 
 from __future__ import annotations
 
-import json
-import math
-import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -20,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CheckFailed, InputError
-from .fileio import atomic_output, sha256_file
+from .fileio import sha256_file
 from .images import read_image
 from .metrics import Fidelity, fidelity
 from .quality import Quality, quality
@@ -172,21 +169,3 @@ def result_rows(results: Sequence[ImageResult]) -> list[dict]:
             row["gt_reference"] = asdict(r.reference_quality)
         rows.append(row)
     return rows
-
-
-def write_json(path: str | os.PathLike, payload: dict) -> Path:
-    """Write ``payload`` as indented JSON at ``path`` atomically (infinite PSNR written as "inf")."""
-    text = json.dumps(_finite(payload), indent=2) + "\n"
-    with atomic_output(path) as tmp:
-        tmp.write_text(text)
-    return Path(path)
-
-
-def _finite(value):  # noqa: ANN001, ANN202 - recursive JSON cleaning
-    if isinstance(value, float) and not math.isfinite(value):
-        return "inf" if value > 0 else ("-inf" if value < 0 else "nan")
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value

@@ -26,8 +26,8 @@ import torch
 from . import __version__
 from .calibration import CalibrationSet
 from .errors import CheckFailed, InputError
-from .evaluation import HeldOutImage, ImageResult, evaluate, prepare_held_out, result_rows, summarize, write_json
-from .fileio import atomic_output
+from .evaluation import HeldOutImage, ImageResult, evaluate, prepare_held_out, result_rows, summarize
+from .fileio import atomic_output, to_json
 from .int8 import BudgetResult, Int8Session, Trial, describe_mix, meet_budget
 from .model import SAPNet
 from .onnx_meta import INPUT_NAME, OUTPUT_NAME
@@ -338,7 +338,7 @@ def export_onnx(model: SAPNet, info: WeightsInfo, output: str | os.PathLike, *,
                               "the file was not written")
         report = _report(meta, probes, held, threshold, export_s, budget, int8)
         report["size_bytes"] = tmp.stat().st_size
-        write_json(tmp_report, report)
+        tmp_report.write_text(to_json(report))
     return ExportResult(path=output, report_path=report_path, size_bytes=report["size_bytes"],
                         export_s=export_s, probes=probes, held_out=held, metadata=meta, report=report,
                         budget=budget)

@@ -1,9 +1,11 @@
-"""Atomic file output and content hashing."""
+"""Atomic file output, JSON reports and content hashing."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -58,3 +60,26 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def to_json(payload: dict) -> str:
+    """``payload`` as indented JSON text; infinite and NaN floats (an identical output's PSNR) become
+    the strings ``"inf"``, ``"-inf"`` and ``"nan"``, which strict JSON parsers accept."""
+    return json.dumps(_finite(payload), indent=2) + "\n"
+
+
+def write_json(path: str | os.PathLike, payload: dict) -> Path:
+    """Write :func:`to_json` of ``payload`` at ``path`` atomically (:func:`atomic_output`)."""
+    with atomic_output(path) as tmp:
+        tmp.write_text(to_json(payload))
+    return Path(path)
+
+
+def _finite(value):  # noqa: ANN001, ANN202 - recursive JSON cleaning
+    if isinstance(value, float) and not math.isfinite(value):
+        return "inf" if value > 0 else ("-inf" if value < 0 else "nan")
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value

@@ -1,4 +1,3 @@
-import json
 import math
 
 import pytest
@@ -6,7 +5,7 @@ import torch
 
 from conftest import write_rgb
 from sapnet_export.errors import CheckFailed, InputError
-from sapnet_export.evaluation import evaluate, prepare_held_out, result_rows, summarize, write_json
+from sapnet_export.evaluation import evaluate, prepare_held_out, result_rows, summarize
 from sapnet_export.export import export_onnx
 from sapnet_export.fileio import sha256_file
 from sapnet_export.runners.onnxruntime_runner import OnnxRuntimeRunner
@@ -71,8 +70,5 @@ def test_nan_output_is_an_error_naming_the_image(tiny_checkpoint, images, tmp_pa
         evaluate(OnnxRuntimeRunner(tmp_path / "nan.onnx"), held_out)
 
 
-def test_write_json_is_atomic_and_writes_inf(tmp_path):
-    path = write_json(tmp_path / "r.json", {"a": math.inf, "b": [1.5, -math.inf]})
-    assert json.loads(path.read_text()) == {"a": "inf", "b": [1.5, "-inf"]}
-    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+def test_summary_of_nothing_is_empty():
     assert summarize([]) == {}

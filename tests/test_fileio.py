@@ -1,11 +1,13 @@
 import hashlib
+import json
+import math
 import os
 import stat
 
 import pytest
 
 from sapnet_export.errors import InputError
-from sapnet_export.fileio import atomic_output, sha256_file
+from sapnet_export.fileio import atomic_output, sha256_file, write_json
 
 
 def test_atomic_output_renames_on_success(tmp_path):
@@ -40,3 +42,9 @@ def test_sha256_file(tmp_path):
     path = tmp_path / "f"
     path.write_bytes(b"abc" * 1000)
     assert sha256_file(path, chunk_bytes=7) == hashlib.sha256(b"abc" * 1000).hexdigest()
+
+
+def test_write_json_is_atomic_and_writes_inf(tmp_path):
+    path = write_json(tmp_path / "r.json", {"a": math.inf, "b": [1.5, -math.inf]})
+    assert json.loads(path.read_text()) == {"a": "inf", "b": [1.5, "-inf"]}
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]

@@ -77,6 +77,17 @@ def print_summary(title: str, summary: dict) -> None:
     console.print(table)
 
 
+def load_calibration_warning_if_stale(path):  # noqa: ANN001, ANN201 - Path -> CalibrationSet
+    """:func:`sapnet_export.calibration.load_calibration`, with a warning on stderr for each stale
+    source (the frames are still used; the report records the staleness)."""
+    from ..calibration import load_calibration
+
+    calibration = load_calibration(path)
+    for line in calibration.stale:
+        err_console.print(f"[yellow]warning:[/] calibration set {path} is stale: {line}")
+    return calibration
+
+
 def _version_callback(value: bool) -> None:
     if value:
         console.print(f"sapnet-export {__version__}")

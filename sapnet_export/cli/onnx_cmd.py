@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from ._app import StagesOpt, WeightsOpt, app, console, err_console, fmt_db, print_summary
+from ._app import (StagesOpt, WeightsOpt, app, console, fmt_db, load_calibration_warning_if_stale,
+                   print_summary)
 
 
 @app.command("onnx")
@@ -47,7 +48,6 @@ def onnx_command(
 ) -> None:
     """Export the derain network to ONNX (fp32, fp16 or int8), verify it against PyTorch fp32 before
     keeping it, and write a JSON report beside it."""
-    from ..calibration import load_calibration
     from ..errors import InputError
     from ..export import Int8Options, export_onnx, parse_hw
     from ..images import discover_images
@@ -57,9 +57,7 @@ def onnx_command(
     items = discover_images(images) if images else []
     int8 = None
     if calib is not None:
-        calibration = load_calibration(calib)
-        for line in calibration.stale:
-            err_console.print(f"[yellow]warning:[/] calibration set {calib} is stale: {line}")
+        calibration = load_calibration_warning_if_stale(calib)
         int8 = Int8Options(calibration=calibration, profile=qdq_profile, method=calib_method,
                            keep_fp32=tuple(keep_fp32 or ()))
     elif keep_fp32:

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from ._app import StagesOpt, WeightsOpt, app, console, err_console, fmt_db
+from ._app import StagesOpt, WeightsOpt, app, console, fmt_db, load_calibration_warning_if_stale
 
 
 @app.command("sensitivity")
@@ -29,10 +29,10 @@ def sensitivity_command(
 ) -> None:
     """Quantize one group at a time (everything else float) and rank the groups by the fidelity they
     cost: PSNR of the output against PyTorch fp32 on held-out images, lowest first."""
-    from ..calibration import load_calibration
     from ..errors import InputError
-    from ..evaluation import prepare_held_out, write_json
+    from ..evaluation import prepare_held_out
     from ..export import DEFAULT_OPSET, to_onnx_proto
+    from ..fileio import write_json
     from ..images import discover_images
     from ..int8 import Int8Session, describe_mix, group_sensitivity
     from ..quantize import check_int8_options
@@ -40,9 +40,7 @@ def sensitivity_command(
     from ..weights import load_weights
 
     check_int8_options(qdq_profile, calib_method)
-    calibration = load_calibration(calib)
-    for line in calibration.stale:
-        err_console.print(f"[yellow]warning:[/] calibration set {calib} is stale: {line}")
+    calibration = load_calibration_warning_if_stale(calib)
     items = discover_images(data)
     if len(items) > limit:
         step = (len(items) - 1) / max(limit - 1, 1)
