@@ -174,8 +174,8 @@ def _probes(reference_runner: TorchRunner, static_hw: tuple[int, int] | None) ->
             for name, batch in _probe_inputs(static_hw)]
 
 
-def _check_options(precision: str, int8: Int8Options | None,
-                   items: Sequence[tuple[Path, Path]]) -> None:
+def _check_options(precision: str, int8: Int8Options | None, items: Sequence[tuple[Path, Path]],
+                   require_held_out: bool, min_psnr_db: float | None) -> None:
     if precision not in PRECISIONS:
         raise InputError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
     if precision == "int8" and int8 is None:
@@ -183,9 +183,10 @@ def _check_options(precision: str, int8: Int8Options | None,
                          "(make one with `sapnet-export calib build`)")
     if precision != "int8" and int8 is not None:
         raise InputError(f"--calib is for --precision int8, not {precision}")
-    if precision == "int8" and not items:
-        raise InputError("--precision int8 needs held-out images (--images) to measure fidelity; "
-                         "calibration frames are never used for that")
+    if precision == "int8" and not items and (require_held_out or min_psnr_db is not None):
+        raise InputError(f"--precision int8{' --min-psnr' if min_psnr_db is not None else ''} needs "
+                         "held-out images (--images) to measure fidelity; calibration frames are "
+                         "never used for that")
     if int8 is not None:
         check_int8_options(int8.profile, int8.method)
 
@@ -247,7 +248,7 @@ def export_onnx(model: SAPNet, info: WeightsInfo, output: str | os.PathLike, *,
                 static_hw: tuple[int, int] | None = None,
                 images: Sequence[Path | tuple[Path, Path]] = (), gt_dir: Path | None = None,
                 min_psnr_db: float | None = None, int8: Int8Options | None = None,
-                force: bool = False, command: str | None = None,
+                force: bool = False, command: str | None = None, require_held_out: bool = True,
                 on_row: Callable[[ImageResult], None] | None = None,
                 on_trial: Callable[[Trial], None] | None = None) -> ExportResult:
     """Export ``model`` to ONNX at ``output`` (fp32, fp16 or int8), verify it, then move it into place
@@ -275,6 +276,8 @@ def export_onnx(model: SAPNet, info: WeightsInfo, output: str | os.PathLike, *,
         int8: calibration set and quantization options (int8 only).
         force: replace an existing ``output``.
         command: the command line recorded in the metadata (default: this process's argv).
+        require_held_out: int8 without ``images`` is an error; False lets it through unmeasured
+            (the report says ``"fidelity_measured": false``; the caller must tell the user).
         on_row: called with each measured :class:`~sapnet_export.evaluation.ImageResult`.
         on_trial: called with each int8 variant measured.
 
@@ -289,7 +292,7 @@ def export_onnx(model: SAPNet, info: WeightsInfo, output: str | os.PathLike, *,
     except ValueError as exc:
         raise InputError(str(exc)) from exc
     items = [item if isinstance(item, tuple) else (Path(item), Path(Path(item).name)) for item in images]
-    _check_options(precision, int8, items)
+    _check_options(precision, int8, items, require_held_out, min_psnr_db)
     threshold = DEFAULT_MIN_PSNR_DB[precision] if min_psnr_db is None else min_psnr_db
     output = Path(output)
     if output.exists() and not force:
@@ -337,6 +340,7 @@ def export_onnx(model: SAPNet, info: WeightsInfo, output: str | os.PathLike, *,
                               f"{worst.fidelity.psnr_db:.1f} dB, threshold {threshold:.1f} dB){extra}; "
                               "the file was not written")
         report = _report(meta, probes, held, threshold, export_s, budget, int8)
+        report["fidelity_measured"] = bool(held) or precision != "int8"
         report["size_bytes"] = tmp.stat().st_size
         tmp_report.write_text(to_json(report))
     return ExportResult(path=output, report_path=report_path, size_bytes=report["size_bytes"],

@@ -48,13 +48,13 @@ class Trial:
 
     @property
     def min_psnr_db(self) -> float:
-        """Lowest fidelity PSNR (dB) over the held-out images."""
-        return min(r.fidelity.psnr_db for r in self.results)
+        """Lowest fidelity PSNR (dB) over the held-out images (NaN when there were none)."""
+        return min((r.fidelity.psnr_db for r in self.results), default=float("nan"))
 
     @property
     def mean_psnr_db(self) -> float:
-        """Mean fidelity PSNR (dB) over the held-out images."""
-        return summarize(self.results)["fidelity_psnr_db_mean"]
+        """Mean fidelity PSNR (dB) over the held-out images (NaN when there were none)."""
+        return summarize(self.results).get("fidelity_psnr_db_mean", float("nan"))
 
 
 @dataclass

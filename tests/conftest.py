@@ -127,3 +127,42 @@ def parse_in_tensorrt_rtx(path: Path):
     ok = parser.parse_from_file(str(path))
     errors = [parser.get_error(i).desc() for i in range(parser.num_errors)]
     return ok, errors, network
+
+
+#: Optimization profile of the tiny engines: small, so the builds stay fast.
+TINY_PROFILE = "1x3x16x16:1x3x24x32:1x3x64x64"
+
+
+@pytest.fixture(scope="session")
+def tiny_engines(tmp_path_factory) -> dict[str, Path]:
+    """fp32, fp16 and int8 (tensorrt QDQ) engines of a 2-stage random-weight SAPNet, built once per
+    session by TensorRT-RTX for sm89 with :data:`TINY_PROFILE`; keys ``fp32``, ``fp16``, ``int8`` and
+    ``checkpoint``, ``calibration``, ``<precision>_onnx``. Skips when TensorRT-RTX is not installed."""
+    pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX (tensorrt-rtx-cu13) is not installed")
+    from sapnet_export.calibration import build_calibration, load_calibration
+    from sapnet_export.engine_build import BuildOptions, build_engine
+    from sapnet_export.export import Int8Options, export_onnx
+    from sapnet_export.sidecar import parse_profile
+    from sapnet_export.weights import load_weights
+
+    root = tmp_path_factory.mktemp("tiny_engines")
+    torch.manual_seed(0)
+    checkpoint = save_checkpoint(SAPNet(stages=2).eval(), root / "tiny.pth")
+    sources = root / "calib_src"
+    sources.mkdir()
+    for seed in range(4):
+        write_rgb(sources / f"c{seed}.png", 24, 32, seed=100 + seed)
+    held_out = write_rgb(root / "held.png", 24, 32, seed=7)
+    build_calibration([str(sources)], root / "calib", size=(24, 32), count=4, seed=0)
+    model, info = load_weights(checkpoint)
+    files = {"checkpoint": checkpoint, "calibration": root / "calib"}
+    for precision in ("fp32", "fp16", "int8"):
+        int8 = (Int8Options(calibration=load_calibration(root / "calib"))
+                if precision == "int8" else None)
+        onnx_path = export_onnx(model, info, root / f"{precision}.onnx", precision=precision,
+                                images=[held_out], int8=int8, command="tests").path
+        options = BuildOptions(builder="tensorrt-rtx", profile=parse_profile(TINY_PROFILE), targets=("sm89",))
+        files[f"{precision}_onnx"] = onnx_path
+        files[precision] = build_engine(onnx_path, root / f"{precision}.engine", options,
+                                        command="tests").path
+    return files

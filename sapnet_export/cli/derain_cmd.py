@@ -18,14 +18,15 @@ from ._app import StagesOpt, WeightsOpt, app, console, err_console
 def derain_command(
     inputs: Annotated[list[Path], typer.Argument(help="Image files and folders.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder for PNGs.")],
-    backend: Annotated[str, typer.Option("--backend", "-b", help="torch | onnxruntime.")] = "torch",
+    backend: Annotated[str, typer.Option(
+        "--backend", "-b", help="torch | onnxruntime | tensorrt | tensorrt-rtx (engines need a GPU).")] = "torch",
     model: Annotated[Optional[str], typer.Option(
-        "--model", "-m", help="Model file for file-based backends (.onnx).")] = None,
+        "--model", "-m", help="Model file for file-based backends (.onnx; .engine for tensorrt).")] = None,
     weights: WeightsOpt = "official",
     stages: StagesOpt = None,
-    device: Annotated[str, typer.Option(
+    device: Annotated[Optional[str], typer.Option(
         "--device", help="cpu, cuda (torch, onnxruntime) or tensorrt (ONNX Runtime's TensorRT "
-        "provider). Never falls back.")] = "cpu",
+        "provider). Default: cpu; cuda for engines. Never falls back.")] = None,
     max_megapixels: Annotated[float, typer.Option(
         "--max-megapixels", help="Refuse larger frames (memory: ~1.1 GB per megapixel).")] = DEFAULT_MAX_MEGAPIXELS,
     fail_fast: Annotated[bool, typer.Option(

@@ -14,20 +14,22 @@ from .base import Runner, RunnerInfo
 BACKENDS = {
     "torch": "sapnet_export.runners.torch_runner:TorchRunner",
     "onnxruntime": "sapnet_export.runners.onnxruntime_runner:OnnxRuntimeRunner",
+    "tensorrt": "sapnet_export.runners.tensorrt_runner:TensorRTRunner",
+    "tensorrt-rtx": "sapnet_export.runners.tensorrt_runner:TensorRTRtxRunner",
 }
 
 
 def create_runner(backend: str, *, model: str | None = None, weights: str = "official",
-                  stages: int | None = None, device: str = "cpu") -> Runner:
+                  stages: int | None = None, device: str | None = None) -> Runner:
     """Build the Runner for ``backend`` from CLI-style options.
 
     Args:
         backend: a key of :data:`BACKENDS`.
-        model: model file for file-based backends (``.onnx``); None for ``torch``.
+        model: model file for file-based backends (``.onnx``, ``.engine``); None for ``torch``.
         weights: checkpoint spec for ``torch`` (a path or ``official``).
         stages: stages to run (None: all the model has).
-        device: ``cpu`` or a GPU device of the backend (``cuda``; ``tensorrt`` for ONNX Runtime's
-            TensorRT provider).
+        device: None for the backend's default (``cpu``; ``cuda`` for engines), ``cpu`` or a GPU
+            device of the backend (``cuda``; ``tensorrt`` for ONNX Runtime's TensorRT provider).
 
     Raises:
         InputError: unknown backend, or the backend's own errors (missing file, unavailable device).

@@ -91,12 +91,12 @@ class OnnxRuntimeRunner(Runner):
 
     @classmethod
     def from_options(cls, *, model: str | None, weights: str, stages: int | None,
-                     device: str) -> "OnnxRuntimeRunner":
+                     device: str | None) -> "OnnxRuntimeRunner":
         """Build from CLI options: ``model`` is the ONNX file; ``stages`` must match its export."""
         if model is None:
             raise InputError("the onnxruntime backend needs --model F.onnx (make one with "
                              "'sapnet-export onnx')")
-        runner = cls(model, device=device)
+        runner = cls(model, device=device or "cpu")
         if stages is not None and runner.stages is not None and stages != runner.stages:
             raise InputError(f"{model}: exported with {runner.stages} stages, --stages {stages} "
                              f"asked; export again with --stages {stages}")

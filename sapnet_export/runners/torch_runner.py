@@ -43,12 +43,12 @@ class TorchRunner(Runner):
 
     @classmethod
     def from_options(cls, *, model: str | None, weights: str, stages: int | None,
-                     device: str) -> "TorchRunner":
+                     device: str | None) -> "TorchRunner":
         """Build from CLI options: ``weights`` is a checkpoint spec; ``model`` must be None."""
         if model is not None:
             raise InputError(f"--model {model}: the torch backend runs --weights, not a model file")
         net, info = load_weights(weights)
-        return cls(net, info, stages=stages, device=device)
+        return cls(net, info, stages=stages, device=device or "cpu")
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():

@@ -1,0 +1,169 @@
+"""``sapnet-export trt``: build a TensorRT or TensorRT-RTX engine (fp32, fp16, int8) with its sidecar."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from ._app import StagesOpt, app, console, err_console, load_calibration_warning_if_stale
+
+
+@app.command("trt")
+def trt_command(
+    weights: Annotated[Optional[str], typer.Option(
+        "--weights", "-w", help="Checkpoint path or 'official': export (and convert) to ONNX first, "
+        "beside the engine as OUTPUT.onnx. Default 'official' unless --onnx is given.")] = None,
+    onnx_file: Annotated[Optional[Path], typer.Option(
+        "--onnx", help="Build from this ONNX (any precision from 'sapnet-export onnx').")] = None,
+    fp16: Annotated[bool, typer.Option("--fp16", help="float16 compute (the graph is converted).")] = False,
+    int8: Annotated[bool, typer.Option(
+        "--int8", help="int8 QDQ graph, TensorRT profile; needs --calib.")] = False,
+    calib: Annotated[Optional[Path], typer.Option(
+        "--calib", help="Calibration set folder (from 'calib build'), with --int8.")] = None,
+    calib_method: Annotated[str, typer.Option(
+        "--calib-method", help="percentile (default) | minmax | entropy.")] = "percentile",
+    keep_fp32: Annotated[Optional[list[str]], typer.Option(
+        "--keep-fp32", help="Group or node glob kept in float (see 'onnx --help'). Repeatable.")] = None,
+    images: Annotated[Optional[list[Path]], typer.Option(
+        "--images", help="Held-out images to check the converted ONNX's fidelity on (int8: without "
+        "them the int8 graph's fidelity is not measured). Repeatable.")] = None,
+    min_psnr: Annotated[Optional[float], typer.Option(
+        "--min-psnr", help="Fidelity threshold in dB for the ONNX conversion (see 'onnx --help').")] = None,
+    stages: StagesOpt = None,
+    shapes: Annotated[Optional[str], typer.Option(
+        "--shapes", metavar="MIN:OPT:MAX", help="Optimization profile, NxCxHxW or HxW each, e.g. "
+        "1x3x64x64:1x3x480x640:1x3x1080x1920 (default; int8: OPT at the calibration size).")] = None,
+    target: Annotated[Optional[list[str]], typer.Option(
+        "--target", help="TensorRT-RTX: compute capability to compile for: sm75, sm80, sm86, sm89, "
+        "sm120, sm121 (repeatable). Required without a GPU; default: the GPU present.")] = None,
+    builder: Annotated[str, typer.Option(
+        "--builder", help="auto (TensorRT with a GPU, else TensorRT-RTX) | tensorrt | tensorrt-rtx.")] = "auto",
+    timing_cache: Annotated[Optional[Path], typer.Option(
+        "--timing-cache", help="Timing cache file, read and updated (full TensorRT; TensorRT-RTX "
+        "has none).")] = None,
+    workspace: Annotated[Optional[int], typer.Option(
+        "--workspace", metavar="MiB", help="Workspace memory pool limit in MiB.")] = None,
+    opt_level: Annotated[int, typer.Option(
+        "--opt-level", min=0, max=5, help="Builder optimization level 0..5 (default 3).")] = 3,
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="Engine file (default engines/sapnet_<precision>.engine); its sidecar "
+        "OUTPUT.json is written beside it.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace existing outputs.")] = False,
+) -> None:
+    """Build a TensorRT (GPU present) or TensorRT-RTX (ahead of time, no GPU needed) engine from a
+    typed ONNX graph, with a provenance sidecar. From --weights, the ONNX is exported, converted and
+    checked against PyTorch first ('onnx')."""
+    from ..engine_build import BuildOptions, build_engine
+    from ..errors import InputError
+    from ..sidecar import parse_profile
+
+    if fp16 and int8:
+        raise InputError("--fp16 and --int8: choose one")
+    precision = "fp16" if fp16 else "int8" if int8 else "fp32"
+    if onnx_file is not None and weights is not None:
+        raise InputError("--weights and --onnx: give one (the ONNX already holds its weights)")
+    if calib is not None and not int8:
+        raise InputError("--calib is for --int8")
+    if int8 and onnx_file is None and calib is None:
+        raise InputError("--int8 needs a calibration set: --calib DIR (make one with 'sapnet-export "
+                         "calib build')")
+    options = BuildOptions(builder=builder, profile=parse_profile(shapes) if shapes else None,
+                           targets=tuple(target or ()), timing_cache=timing_cache,
+                           workspace_mib=workspace, opt_level=opt_level)
+    output = output or Path(f"engines/sapnet_{precision}.engine")
+    if output.exists() and not force:
+        raise InputError(f"{output}: already exists; pass --force to replace it")
+    checkpoint = None
+    if onnx_file is None:
+        onnx_file, checkpoint = _export(weights or "official", output, precision, calib, calib_method,
+                                        keep_fp32, images, min_psnr, stages, force)
+    else:
+        _check_onnx_flags(onnx_file, precision if (fp16 or int8) else None, calib, keep_fp32, stages)
+    with console.status(f"building the engine from {onnx_file}..."):
+        result = build_engine(onnx_file, output, options, checkpoint=checkpoint, force=force)
+    side = result.sidecar
+    for warning in result.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}")
+    table = Table(title=f"engine {result.path}", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("", overflow="fold")
+    target_text = ", ".join(side["target"]["compute_capabilities"])
+    rows = (("builder", f"{side['builder']['name']} {side['builder']['version']}"),
+            ("target", target_text + (f" ({side['target']['gpu']})" if side["target"]["gpu"] else "")),
+            ("precision", side["precision"]), ("stages", str(side["stages"])),
+            ("profile (min:opt:max)", ":".join("x".join(map(str, side["profile"][k]))
+                                               for k in ("min", "opt", "max"))),
+            ("layers (type precision: count)", ", ".join(f"{k}: {v}" for k, v in
+                                                        side["layers"]["precisions"].items())),
+            ("build time", f"{result.build_s:.1f} s"), ("size", f"{result.size_bytes / 1e6:.1f} MB"),
+            ("onnx", f"{side['files']['onnx']} (sha256 {side['sha256']['onnx'][:12]})"),
+            ("sidecar", str(result.sidecar_path)))
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(table)
+    console.print(f"[green]wrote[/] {result.path} with {side['builder']['name']} "
+                  f"{side['builder']['version']} for {target_text}")
+
+
+def _export(weights: str, output: Path, precision: str, calib: Path | None, calib_method: str,
+            keep_fp32: list[str] | None, images: list[Path] | None, min_psnr: float | None,
+            stages: int | None, force: bool) -> tuple[Path, dict]:
+    """Export (and convert) the weights to ``OUTPUT.onnx`` with :func:`~sapnet_export.export.export_onnx`."""
+    from ..errors import InputError
+    from ..export import Int8Options, export_onnx
+    from ..images import discover_images
+    from ..weights import load_weights
+
+    onnx_path = output.with_suffix(".onnx")
+    if onnx_path.exists() and not force:
+        raise InputError(f"{onnx_path}: the ONNX this command exports already exists; build from it "
+                         "with --onnx, or pass --force to export again")
+    int8 = None
+    if calib is not None:
+        int8 = Int8Options(calibration=load_calibration_warning_if_stale(calib), profile="tensorrt",
+                           method=calib_method, keep_fp32=tuple(keep_fp32 or ()))
+    elif keep_fp32:
+        raise InputError("--keep-fp32 is for --int8")
+    items = discover_images(images) if images else []
+    model, info = load_weights(weights)
+    console.print(f"weights: {info.name} -> {info.path} (sha256 {info.sha256[:12]})")
+    with console.status(f"exporting {precision} ONNX and checking it against PyTorch..."):
+        result = export_onnx(model, info, onnx_path, stages=stages, precision=precision, images=items,
+                             min_psnr_db=min_psnr, int8=int8, force=force, require_held_out=False)
+    summary = result.report["held_out"]["summary"]
+    if summary:
+        console.print(f"{precision} ONNX vs PyTorch fp32 on {summary['images']} held-out images: "
+                      f"mean {summary['fidelity_psnr_db_mean']:.1f} dB, min "
+                      f"{summary['fidelity_psnr_db_min']:.1f} dB")
+    elif precision != "int8":
+        worst = min(row.fidelity.psnr_db for row in result.probes)
+        console.print(f"{precision} ONNX vs PyTorch fp32 on {len(result.probes)} random probes: min "
+                      f"{worst:.1f} dB (threshold {result.report['fidelity_threshold_db']:.0f} dB)")
+    else:
+        err_console.print("[yellow]warning:[/] no held-out images (--images): the int8 graph's "
+                          "fidelity to PyTorch was not measured; measure it with --images DIR")
+    console.print(f"[green]wrote[/] {result.path} ({result.size_bytes / 1e6:.2f} MB) and its report")
+    return result.path, {"name": info.name, "path": str(info.path), "sha256": info.sha256}
+
+
+def _check_onnx_flags(onnx_file: Path, precision: str | None, calib: Path | None,
+                      keep_fp32: list[str] | None, stages: int | None) -> None:
+    """With --onnx the graph decides: flags may only confirm it."""
+    from ..errors import InputError
+    from ..onnx_meta import graph_precision, load_onnx, metadata
+
+    if calib is not None or keep_fp32:
+        raise InputError("--calib/--keep-fp32 convert weights; an --onnx graph already carries its "
+                         "precision (convert with 'sapnet-export onnx --precision int8')")
+    proto = load_onnx(onnx_file)
+    actual = graph_precision(proto)
+    if precision is not None and precision != actual:
+        raise InputError(f"{onnx_file}: the graph is {actual}, --{precision} asked; precision lives in "
+                         f"the graph: convert with 'sapnet-export onnx --precision {precision}' or "
+                         "build from --weights")
+    exported = metadata(proto).get("stages")
+    if stages is not None and exported is not None and int(exported) != stages:
+        raise InputError(f"{onnx_file}: exported with {exported} stages, --stages {stages} asked")
