@@ -20,6 +20,7 @@ from .errors import CheckFailed, InputError
 from .fileio import sha256_file
 from .images import read_image
 from .metrics import Fidelity, fidelity
+from .pairs import match_ground_truth
 from .quality import Quality, quality
 from .runners.base import Runner
 
@@ -56,10 +57,11 @@ class ImageResult:
 
 
 def _match_ground_truth(path: Path, relative: Path, gt_dir: Path) -> Path:
-    for candidate in (gt_dir / relative, gt_dir / path.name):
-        if candidate.is_file():
-            return candidate
-    raise InputError(f"{path}: no ground truth {gt_dir / relative} in --gt {gt_dir}")
+    found = match_ground_truth(path, relative, gt_dir)
+    if found is None:
+        raise InputError(f"{path}: no ground truth {gt_dir / relative} (or another name the pairing "
+                         f"rules allow) in --gt {gt_dir}")
+    return found
 
 
 def prepare_held_out(reference_runner: Runner, items: Sequence[tuple[Path, Path]],
@@ -71,7 +73,7 @@ def prepare_held_out(reference_runner: Runner, items: Sequence[tuple[Path, Path]
     Args:
         reference_runner: the PyTorch fp32 Runner.
         items: ``(path, relative)`` pairs from :func:`sapnet_export.images.discover_images`.
-        gt_dir: folder of ground-truth images, matched by relative path, else by file name.
+        gt_dir: folder of ground-truth images (:func:`sapnet_export.pairs.match_ground_truth`).
         exclude_sha256: sha256 of the calibration sources; an image among them is refused.
         required_hw: (H, W) every image must have (a static export), or None.
         on_image: called with each image's name once its reference is computed.
