@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import platform
 import time
 
 import numpy as np
 
 from sapnet_export.images import read_image
+from sapnet_export.machine import describe_machine
 from sapnet_export.metrics import fidelity
 
 
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo, else platform.processor()."""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def machine() -> str:
-    """CPU model and logical CPU count, for reports."""
-    return f"{cpu_name()}, {os.cpu_count()} logical CPUs"
+    """CPU model, logical CPU count and GPU, for reports."""
+    return describe_machine()
 
 
 def interleaved(runners: dict, items: list, reference: str, repeats: int = 1) -> dict:

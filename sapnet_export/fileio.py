@@ -68,6 +68,11 @@ def to_json(payload: dict) -> str:
     return json.dumps(_finite(payload), indent=2) + "\n"
 
 
+def to_json_line(payload: dict) -> str:
+    """``payload`` as one line of JSON (for append-only logs), non-finite floats as in :func:`to_json`."""
+    return json.dumps(_finite(payload), separators=(",", ":"))
+
+
 def write_json(path: str | os.PathLike, payload: dict) -> Path:
     """Write :func:`to_json` of ``payload`` at ``path`` atomically (:func:`atomic_output`)."""
     with atomic_output(path) as tmp:

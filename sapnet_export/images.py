@@ -64,6 +64,15 @@ def discover_images(inputs: Iterable[str | os.PathLike]) -> list[tuple[Path, Pat
     return found
 
 
+def evenly_spaced(items: list, limit: int | None) -> list:
+    """At most ``limit`` of ``items``, evenly spaced, first and last included (all when ``limit`` is
+    None or not smaller than the list)."""
+    if limit is None or len(items) <= limit:
+        return list(items)
+    step = (len(items) - 1) / max(limit - 1, 1)
+    return [items[round(i * step)] for i in range(limit)]
+
+
 def _to_rgb_float(image: Image.Image) -> np.ndarray:
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):

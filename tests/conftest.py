@@ -166,3 +166,52 @@ def tiny_engines(tmp_path_factory) -> dict[str, Path]:
         files[precision] = build_engine(onnx_path, root / f"{precision}.engine", options,
                                         command="tests").path
     return files
+
+
+def damage_int8_scale(source: Path, target: Path, factor: float = 100.0) -> str:
+    """Copy a QDQ graph with one scale multiplied by ``factor``: the weight scale of the last Conv (the
+    output conv of the last stage, whose error reaches the output undamped), a deliberately damaged
+    model for the verify gates. Returns the scale's initializer name."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(source))
+    producer = {out: node for node in model.graph.node for out in node.output}
+    last_conv = [n for n in model.graph.node if n.op_type == "Conv"][-1]
+    dequantize = producer[last_conv.input[1]]
+    scale = next(i for i in model.graph.initializer if i.name == dequantize.input[1])
+    scale.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(scale) * np.float32(factor), scale.name))
+    onnx.save(model, str(target))
+    return scale.name
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> dict[str, Path]:
+    """A 2-stage random-weight checkpoint with its fp32 and int8 (tensorrt QDQ, calibrated on 4 random
+    frames) ONNX exports, a damaged copy of the int8 one (one scale x 100), and a data folder of 3 rainy
+    24x32 images with a ground-truth folder (Rain100L-style names: rain-N / norain-N)."""
+    from sapnet_export.calibration import build_calibration, load_calibration
+    from sapnet_export.export import Int8Options, export_onnx
+    from sapnet_export.weights import load_weights
+
+    root = tmp_path_factory.mktemp("tiny_models")
+    torch.manual_seed(0)
+    checkpoint = save_checkpoint(SAPNet(stages=2).eval(), root / "tiny.pth")
+    (root / "calib_src").mkdir()
+    for seed in range(4):
+        write_rgb(root / "calib_src" / f"c{seed}.png", 24, 32, seed=100 + seed)
+    build_calibration([str(root / "calib_src")], root / "calib", size=(24, 32), count=4, seed=0)
+    for folder in ("data", "gt"):
+        (root / folder).mkdir()
+    for n in range(1, 4):
+        write_rgb(root / "data" / f"rain-{n}.png", 24, 32, seed=n)
+        write_rgb(root / "gt" / f"norain-{n}.png", 24, 32, seed=50 + n)
+    model, info = load_weights(checkpoint)
+    files = {"checkpoint": checkpoint, "calibration": root / "calib", "data": root / "data", "gt": root / "gt"}
+    files["fp32"] = export_onnx(model, info, root / "fp32.onnx", command="tests").path
+    files["int8"] = export_onnx(model, info, root / "int8.onnx", precision="int8", command="tests",
+                                int8=Int8Options(load_calibration(root / "calib")),
+                                require_held_out=False).path
+    damage_int8_scale(files["int8"], root / "damaged.onnx")
+    files["damaged"] = root / "damaged.onnx"
+    return files

@@ -33,7 +33,7 @@ def sensitivity_command(
     from ..evaluation import prepare_held_out
     from ..export import DEFAULT_OPSET, to_onnx_proto
     from ..fileio import write_json
-    from ..images import discover_images
+    from ..images import discover_images, evenly_spaced
     from ..int8 import Int8Session, describe_mix, group_sensitivity
     from ..quantize import check_int8_options
     from ..runners.torch_runner import TorchRunner
@@ -42,9 +42,7 @@ def sensitivity_command(
     check_int8_options(qdq_profile, calib_method)
     calibration = load_calibration_warning_if_stale(calib)
     items = discover_images(data)
-    if len(items) > limit:
-        step = (len(items) - 1) / max(limit - 1, 1)
-        items = [items[round(i * step)] for i in range(limit)]
+    items = evenly_spaced(items, limit)
     model, info = load_weights(weights)
     try:
         stages = model.resolve_stages(stages)

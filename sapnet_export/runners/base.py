@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,6 +58,15 @@ class Runner(abc.ABC):
         return out
 
     __call__ = run
+
+    #: How :meth:`timed_run` measures: wall clock here; GPU Runners time their stream with CUDA events.
+    latency_clock = "wall clock (time.perf_counter) around run(), host copies included"
+
+    def timed_run(self, batch: np.ndarray) -> float:
+        """Run ``batch`` once and return the seconds it took (see :attr:`latency_clock`)."""
+        start = time.perf_counter()
+        self.run(batch)
+        return time.perf_counter() - start
 
     @abc.abstractmethod
     def _run(self, batch: np.ndarray) -> np.ndarray:

@@ -80,8 +80,8 @@ class TensorRTRunner(Runner):
         """Build from CLI options: ``model`` is the engine; ``device`` None or ``cuda``; ``stages`` must
         match the engine's."""
         if model is None:
-            raise InputError(f"the {cls.required_kind or 'tensorrt'} backend needs --model F.engine (build one with "
-                             "'sapnet-export trt')")
+            raise InputError(f"the {cls.required_kind or 'tensorrt'} backend needs --model F.engine "
+                             "(build one with 'sapnet-export trt')")
         if device not in (None, "cuda", "cuda:0"):
             raise InputError(f"--device {device}: TensorRT engines run on the GPU (cuda)")
         runner = cls(model)
@@ -89,9 +89,10 @@ class TensorRTRunner(Runner):
             raise InputError(f"{model}: built with {runner.info.stages} stages, --stages {stages} asked")
         return runner
 
-    def enqueue(self, batch: np.ndarray):  # noqa: ANN201 - a torch CUDA tensor
-        """Copy ``batch`` in and enqueue the engine on :attr:`stream`; returns the output device tensor
-        (valid after the stream synchronizes). Used by :meth:`_run` and by GPU latency timing.
+    latency_clock = "CUDA events on the engine's stream around execute_async_v3 (copies outside)"
+
+    def _bind(self, batch: np.ndarray):  # noqa: ANN202 - (input, output) torch CUDA tensors
+        """Copy ``batch`` to the GPU on :attr:`stream`, set the input shape and bind both tensors.
 
         Raises:
             InputError: the shape is outside the engine's optimization profile.
@@ -99,23 +100,38 @@ class TensorRTRunner(Runner):
         torch = self._torch
         check_in_profile(batch.shape, self.profile, self.path)
         with torch.cuda.stream(self.stream):
-            rainy = torch.from_numpy(batch).to(self.device, non_blocking=False).to(self.input_dtype)
+            rainy = torch.from_numpy(batch).to(self.device).to(self.input_dtype)
             if not self.context.set_input_shape(INPUT_NAME, tuple(batch.shape)):
                 raise InputError(f"{self.path}: the engine refused input shape {batch.shape}")
             shape = tuple(self.context.get_tensor_shape(OUTPUT_NAME))
             derained = torch.empty(shape, dtype=self.output_dtype, device=self.device)
-            self.context.set_tensor_address(INPUT_NAME, rainy.data_ptr())
-            self.context.set_tensor_address(OUTPUT_NAME, derained.data_ptr())
-            if not self.context.execute_async_v3(self.stream.cuda_stream):
-                raise RuntimeError(f"{self.path}: execute_async_v3 failed: "
-                                   f"{'; '.join(self.logger.errors()) or 'no error logged'}")
-            # The buffers must outlive the enqueued work: tie them to the stream.
-            rainy.record_stream(self.stream)
-        return derained
+        self.context.set_tensor_address(INPUT_NAME, rainy.data_ptr())
+        self.context.set_tensor_address(OUTPUT_NAME, derained.data_ptr())
+        return rainy, derained
+
+    def _execute(self) -> None:
+        if not self.context.execute_async_v3(self.stream.cuda_stream):
+            raise RuntimeError(f"{self.path}: execute_async_v3 failed: "
+                               f"{'; '.join(self.logger.errors()) or 'no error logged'}")
+
+    def timed_run(self, batch: np.ndarray) -> float:
+        """Seconds of one inference, timed by CUDA events recorded on the engine's stream around
+        ``execute_async_v3`` (the host-to-device copy happens before, DESIGN.md section 6)."""
+        torch = self._torch
+        rainy, derained = self._bind(batch)
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record(self.stream)
+        self._execute()
+        end.record(self.stream)
+        end.synchronize()
+        del rainy, derained
+        return start.elapsed_time(end) / 1000.0
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        derained = self.enqueue(batch)
-        self.stream.synchronize()
+        rainy, derained = self._bind(batch)
+        self._execute()
+        self.stream.synchronize()  # the buffers stay referenced until the work is done
+        del rainy
         return derained.float().cpu().numpy()
 
 

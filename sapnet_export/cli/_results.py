@@ -1,0 +1,102 @@
+"""What ``verify`` and ``bench`` share: options, data discovery with ground truth, the run, the outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ._app import console, err_console
+
+DataOpt = Annotated[Path, typer.Option("--data", help="Folder (or file) of rainy images.")]
+GtOpt = Annotated[Optional[Path], typer.Option(
+    "--gt", help="Ground-truth folder, paired by name (N.png/N.png, rain-N/norain-N, ...).")]
+JsonOpt = Annotated[Optional[Path], typer.Option("--json", help="Write the JSON report here.")]
+ReportOpt = Annotated[Optional[Path], typer.Option(
+    "--report", help="Write a Markdown summary and PNG pictures into this folder.")]
+SizesOpt = Annotated[Optional[str], typer.Option(
+    "--sizes", metavar="HxW[,HxW]", help="Latency frame sizes (default: the first image's).")]
+RunsOpt = Annotated[int, typer.Option(
+    "--runs", min=0, help="Timed latency runs per size after 2 warm-ups (0: no latency).")]
+DurationOpt = Annotated[Optional[float], typer.Option(
+    "--duration", min=0.001, help="Time for this many seconds instead of --runs.")]
+LimitOpt = Annotated[Optional[int], typer.Option(
+    "--limit", min=1, help="Use at most N images, evenly spaced.")]
+MinPsnrOpt = Annotated[Optional[float], typer.Option(
+    "--min-psnr", help="Fidelity gate on the mean PSNR in dB (default by precision: fp32 80, fp16 60, "
+    "int8 35).")]
+MaxDropOpt = Annotated[float, typer.Option(
+    "--max-quality-drop", help="Largest allowed drop of mean Y-PSNR against ground truth, target vs "
+    "reference, in dB.")]
+
+
+def discover_with_ground_truth(data: Path, gt: Path | None, limit: int | None) -> tuple[list, dict]:
+    """``[(image, ground truth or None)]`` and the unmatched files; warns about unmatched ones."""
+    from ..images import discover_images, evenly_spaced
+    from ..pairs import pair_ground_truth
+
+    items = evenly_spaced(discover_images([data]), limit)
+    if gt is None:
+        return [(path, None) for path, _ in items], {}
+    pairing = pair_ground_truth(items, gt)
+    matched = {path: gt_path for path, _, gt_path in pairing.pairs}
+    if pairing.unmatched_inputs:
+        err_console.print(f"[yellow]warning:[/] {len(pairing.unmatched_inputs)} inputs have no ground "
+                          f"truth in {gt} (fidelity only): "
+                          + ", ".join(p.name for p in pairing.unmatched_inputs[:10])
+                          + (" ..." if len(pairing.unmatched_inputs) > 10 else ""))
+    unclaimed = pairing.unmatched_ground_truth if limit is None else []
+    if unclaimed:
+        err_console.print(f"[yellow]warning:[/] {len(unclaimed)} ground-truth files match no input: "
+                          + ", ".join(p.name for p in unclaimed[:10]) + (" ..." if len(unclaimed) > 10 else ""))
+    return ([(path, matched.get(path)) for path, _ in items],
+            {"inputs": pairing.unmatched_inputs, "ground_truth": unclaimed})
+
+
+def progress() -> Progress:
+    """The progress bar used while images are evaluated."""
+    return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
+                    MofNCompleteColumn(), TimeElapsedColumn(), console=err_console, transient=True)
+
+
+def run(reference, weights_sha256: str, targets: list, items: list, *, data: Path, gt: Path | None,  # noqa: ANN001
+        min_psnr: float | None, max_quality_drop: float, sizes: str | None, runs: int,
+        duration: float | None, unmatched: dict):
+    """:func:`sapnet_export.verify.run_verification` with a progress bar and a line per latency."""
+    from ..latency import parse_sizes
+    from ..verify import run_verification
+
+    parsed = parse_sizes(sizes) if sizes else None
+    with progress() as bar:
+        task = bar.add_task("evaluating", total=len(items))
+        return run_verification(
+            reference, weights_sha256, targets, items, data=data, gt=gt, min_psnr_db=min_psnr,
+            max_quality_drop_db=max_quality_drop, sizes=parsed, runs=runs, duration_s=duration,
+            unmatched=unmatched, on_image=lambda i, name: bar.update(task, completed=i,
+                                                                     description=Path(name).name),
+            on_latency=lambda name, lat: err_console.print(
+                f"latency {name} at {lat.size}: p50 {lat.p50:.1f} ms, p99 {lat.p99:.1f} ms ({lat.runs} runs)"))
+
+
+def finish(verification, title: str, json_path: Path | None, report_dir: Path | None) -> None:  # noqa: ANN001
+    """Print the table and the gate lines, write the JSON and the report."""
+    from ..fileio import write_json
+    from ..report import COLUMNS, summary_rows, write_report
+
+    table = Table(title=title)
+    for column in COLUMNS:
+        table.add_column(column, overflow="fold", justify="left" if column in ("target", "status") else "right")
+    for row in summary_rows(verification.payload):
+        style = {"ok": "green", "reference": None}.get(row["status"].split(":")[0], "red")
+        table.add_row(*(row[c] for c in COLUMNS), style=style)
+    console.print(table)
+    if json_path is not None:
+        write_json(json_path, verification.payload)
+        console.print(f"[green]wrote[/] {json_path}")
+    if report_dir is not None:
+        with console.status("drawing the report..."):
+            index = write_report(verification, report_dir, title)
+        console.print(f"[green]wrote[/] {index} and its pictures")

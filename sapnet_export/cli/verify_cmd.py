@@ -1,0 +1,53 @@
+"""``sapnet-export verify``: quality parity gates of deployed models against PyTorch fp32, and latency."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from . import _results as shared
+from ._app import StagesOpt, WeightsOpt, app, console
+
+
+@app.command("verify")
+def verify_command(
+    targets: Annotated[list[str], typer.Argument(
+        help="What to verify: ONNX files (any precision), engines (.engine), or 'torch'.")],
+    data: shared.DataOpt,
+    gt: shared.GtOpt = None,
+    weights: WeightsOpt = "official",
+    stages: StagesOpt = None,
+    min_psnr: shared.MinPsnrOpt = None,
+    max_quality_drop: shared.MaxDropOpt = 0.5,
+    json_path: shared.JsonOpt = None,
+    report: shared.ReportOpt = None,
+    sizes: shared.SizesOpt = None,
+    runs: shared.RunsOpt = 20,
+    duration: shared.DurationOpt = None,
+    limit: shared.LimitOpt = None,
+    device: Annotated[Optional[str], typer.Option(
+        "--device", help="Device of ONNX targets and the torch target: cpu (default) or cuda.")] = None,
+) -> None:
+    """Compare each TARGET with PyTorch fp32 on every image (fidelity; quality with --gt), gate it, and
+    time it. Exit 0: every gate passed; 1: a gate failed or a target failed; 2: usage or input error."""
+    from ..errors import CheckFailed
+    from ..runners.torch_runner import TorchRunner
+    from ..verify import open_target
+    from ..weights import load_weights
+
+    items, unmatched = shared.discover_with_ground_truth(data, gt, limit)
+    model, info = load_weights(weights)
+    reference = TorchRunner(model, info, stages=stages, device="cpu")
+    opened = [open_target(spec, weights=weights, stages=stages, device=device) for spec in targets]
+    console.print(f"reference: torch fp32 on the CPU, {info.name} (sha256 {info.sha256[:12]}), "
+                  f"{reference.info.stages} stages; {len(items)} images; targets: "
+                  + ", ".join(t.name for t in opened))
+    verification = shared.run(reference, info.sha256, opened, items, data=data, gt=gt,
+                              min_psnr=min_psnr, max_quality_drop=max_quality_drop, sizes=sizes,
+                              runs=runs, duration=duration, unmatched=unmatched)
+    shared.finish(verification, f"verify against torch fp32 ({len(items)} images)", json_path, report)
+    failed = [t for t in verification.targets if t.status != "ok"]
+    if failed:
+        raise CheckFailed("; ".join(f"{t.name}: {t.status}: {t.reason}" for t in failed))
+    console.print("[green]all gates passed[/]")

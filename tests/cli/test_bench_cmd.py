@@ -1,0 +1,23 @@
+import json
+
+from conftest import invoke_cli as invoke
+
+
+def test_bench_rows_json_log_and_report(tiny_models, tmp_path):
+    code, output = invoke("bench", "--weights", tiny_models["checkpoint"], "--data", tiny_models["data"],
+                          "--gt", tiny_models["gt"], "--calib", tiny_models["calibration"],
+                          "--formats", "torch,onnx,onnx-fp16,onnx-int8-tensorrt,tensorrt",
+                          "--workdir", tmp_path / "work", "--log", tmp_path / "bench.log",
+                          "--json", tmp_path / "b.json", "--report", tmp_path / "report", "--runs", "1")
+    assert code == 0, output
+    payload = json.loads((tmp_path / "b.json").read_text())
+    rows = {t["name"]: t for t in payload["targets"]}
+    assert list(rows) == ["torch", "onnx", "onnx-fp16", "onnx-int8-tensorrt", "tensorrt"]
+    assert rows["torch"]["speedup_vs_reference"] == 1.0
+    assert rows["onnx"]["status"] == rows["onnx-fp16"]["status"] == "ok"
+    assert rows["onnx-int8-tensorrt"]["precision"] == "int8" and rows["onnx-int8-tensorrt"]["size_mb"] > 0
+    if payload["machine"]["gpu"] is None:
+        assert rows["tensorrt"]["status"] == "failed" and "GPU" in rows["tensorrt"]["reason"]
+    log = (tmp_path / "bench.log").read_text().splitlines()
+    assert len(log) == 1 and json.loads(log[0])["formats"]["onnx"]["status"] == "ok"
+    assert (tmp_path / "report" / "latency.png").is_file()
