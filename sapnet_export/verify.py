@@ -47,6 +47,7 @@ class Target:
         status: ``ok``, ``failed_gate`` or ``failed``; ``reason`` says why when not ok.
         rows: per-image results (see :func:`verify_targets`).
         is_reference: the target is the reference Runner itself (bench's ``torch`` row).
+        device, threads, versions: from the Runner's info (kept when the Runner is dropped).
         latency: one :class:`~sapnet_export.latency.Latency` per size measured.
     """
 
@@ -62,11 +63,16 @@ class Target:
     latency: list[Latency] = field(default_factory=list)
     gates: list[dict] = field(default_factory=list)
     is_reference: bool = False
+    device: str | None = None
+    threads: int | None = None
+    versions: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.runner is not None:
-            self.backend = self.backend or self.runner.info.backend
-            self.precision = self.precision or self.runner.info.precision
+            info = self.runner.info
+            self.backend = self.backend or info.backend
+            self.precision = self.precision or info.precision
+            self.device, self.threads, self.versions = info.device, info.threads, dict(info.versions)
 
     def fail(self, reason: str) -> None:
         """Mark the target failed (it is not run again)."""
@@ -232,6 +238,7 @@ def target_json(target: Target, summary: dict) -> dict:
     latency = [lat.to_json() for lat in target.latency]
     return {
         "name": target.name, "backend": target.backend, "precision": target.precision,
+        "device": target.device, "threads": target.threads, "versions": target.versions,
         "file": str(target.file) if target.file else None,
         "size_mb": target.size_bytes / 1e6 if target.size_bytes is not None else None,
         "status": target.status, "reason": target.reason, "is_reference": target.is_reference,
