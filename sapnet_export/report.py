@@ -163,16 +163,16 @@ def _finite(values: list) -> np.ndarray:
     return array
 
 
-def _line_chart(path: Path, series: list[tuple[str, np.ndarray, float | None]], xlabel: str,
+def _line_chart(path: Path, series: list[tuple[str, str, np.ndarray, float | None]], xlabel: str,
                 ylabel: str, title: str, lines: list[tuple[float, str, str | None]]) -> Path:
-    """One line per (label, values, dashed threshold in the line's colour or None); ``lines`` are
-    horizontal (y, colour, label) references."""
+    """One line per (label, colour, values, dashed threshold in the line's colour or None); ``lines``
+    are horizontal (y, colour, label) references."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(11, 4))
-    for label, values, threshold in series:
-        line, = ax.plot(range(1, len(values) + 1), values, marker=".", lw=1, label=label)
+    for label, colour, values, threshold in series:
+        ax.plot(range(1, len(values) + 1), values, marker=".", lw=1, label=label, color=colour)
         if threshold is not None:
-            ax.axhline(threshold, color=line.get_color(), ls="--", lw=0.8)
+            ax.axhline(threshold, color=colour, ls="--", lw=0.8)
     for y, colour, label in lines:
         ax.axhline(y, color=colour, ls="--" if label else "-", lw=0.8, label=label)
     ax.xaxis.get_major_locator().set_params(integer=True)
@@ -186,21 +186,22 @@ def _line_chart(path: Path, series: list[tuple[str, np.ndarray, float | None]], 
 
 
 def per_image_charts(payload: dict, fidelity_path: Path, quality_path: Path) -> list[Path]:
-    """Per-image fidelity (with each target's gate) and Y-PSNR change against the reference."""
+    """Per-image fidelity (with each target's gate) and Y-PSNR change against the reference; a target
+    keeps its colour (``C<index>``) in both."""
     written = []
     fidelity = []
-    for target in payload["targets"]:
+    for index, target in enumerate(payload["targets"]):
         values = _finite([r["fidelity_psnr_db"] for r in target["per_image"]])
         if np.isfinite(values).any():  # the reference against itself is inf everywhere: nothing to draw
             gate = next((g["threshold_db"] for g in target["gates"] if g["gate"] == "fidelity"), None)
-            fidelity.append((target["name"], values, gate))
+            fidelity.append((target["name"], f"C{index}", values, gate))
     if fidelity:
         written.append(_line_chart(fidelity_path, fidelity, "image (data order)",
                                    "fidelity PSNR vs torch fp32 (dB)",
                                    "Fidelity per image (dashed: each target's gate on the mean)", []))
-    quality = [(t["name"], np.array([r["psnr_y"] - r["reference_psnr_y"] for r in t["per_image"]
-                                     if r["psnr_y"] is not None]), None)
-               for t in payload["targets"] if t["quality"] is not None]
+    quality = [(t["name"], f"C{index}", np.array([r["psnr_y"] - r["reference_psnr_y"]
+                                                  for r in t["per_image"] if r["psnr_y"] is not None]), None)
+               for index, t in enumerate(payload["targets"]) if t["quality"] is not None]
     if quality:
         written.append(_line_chart(quality_path, quality, "image with ground truth (data order)",
                                    "Y-PSNR: target - reference (dB)",
