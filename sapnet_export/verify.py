@@ -145,7 +145,8 @@ def verify_targets(reference: Runner, targets: Sequence[Target],
             row = {"name": str(path), "shape": list(image.shape), "fidelity_psnr_db": fid.psnr_db,
                    "max_abs_u8": fid.max_abs_u8, "changed_pixels": fid.changed_pixels,
                    "ground_truth": str(gt_path) if gt_path is not None else None}
-            row.update(_quality_row("", quality(out[0], gt) if gt is not None else None))
+            shared = out is ref_out  # the reference itself: its quality is already known
+            row.update(_quality_row("", ref_quality if shared or gt is None else quality(out[0], gt)))
             row.update(_quality_row("reference_", ref_quality))
             target.rows.append(row)
         if on_image:
