@@ -89,10 +89,16 @@ def finish(verification, title: str, json_path: Path | None, report_dir: Path | 
     table = Table(title=title)
     for column in COLUMNS:
         table.add_column(column, overflow="fold", justify="left" if column in ("target", "status") else "right")
+    reasons = []
     for row in summary_rows(verification.payload):
-        style = {"ok": "green", "reference": None}.get(row["status"].split(":")[0], "red")
-        table.add_row(*(row[c] for c in COLUMNS), style=style)
+        status, _, reason = row["status"].partition(": ")
+        style = {"ok": "green", "reference": None}.get(status, "red")
+        table.add_row(*(status if c == "status" else row[c] for c in COLUMNS), style=style)
+        if reason:
+            reasons.append(f"[red]{row['target']}[/]: {status}: {reason}")
     console.print(table)
+    for line in reasons:  # below the table, so it stays readable on a narrow terminal
+        console.print(line, highlight=False)
     if json_path is not None:
         write_json(json_path, verification.payload)
         console.print(f"[green]wrote[/] {json_path}")
