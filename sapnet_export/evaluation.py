@@ -64,6 +64,26 @@ def _match_ground_truth(path: Path, relative: Path, gt_dir: Path) -> Path:
     return found
 
 
+def load_held_out_image(reference_runner: Runner, path: Path, gt_path: Path | None = None) -> HeldOutImage:
+    """Read one image (and its ground truth), run the reference on it and score the reference.
+
+    Raises:
+        InputError: an unreadable image or ground truth, or their sizes differ.
+    """
+    image = read_image(path)[None]
+    gt = gt_quality = None
+    if gt_path is not None:
+        gt = read_image(gt_path)
+        if gt.shape != image.shape[1:]:
+            raise InputError(f"{gt_path}: ground truth is {gt.shape[1]}x{gt.shape[2]}, "
+                             f"{path} is {image.shape[2]}x{image.shape[3]}")
+    reference = reference_runner.run(image)
+    if gt is not None:
+        gt_quality = quality(reference[0], gt)
+    return HeldOutImage(path=path, name=str(path), image=image, reference=reference,
+                        ground_truth=gt, reference_quality=gt_quality)
+
+
 def prepare_held_out(reference_runner: Runner, items: Sequence[tuple[Path, Path]],
                      gt_dir: Path | None = None, exclude_sha256: frozenset[str] = frozenset(),
                      required_hw: tuple[int, int] | None = None,
@@ -87,22 +107,12 @@ def prepare_held_out(reference_runner: Runner, items: Sequence[tuple[Path, Path]
         if exclude_sha256 and sha256_file(path) in exclude_sha256:
             raise InputError(f"{path}: this image is in the calibration set; fidelity must be measured "
                              "on held-out images, never the calibration frames")
-        image = read_image(path)[None]
-        if required_hw and image.shape[2:] != required_hw:
-            raise InputError(f"{path}: {image.shape[2]}x{image.shape[3]} image, but the export is static "
-                             f"{required_hw[0]}x{required_hw[1]}")
-        gt = gt_quality = None
-        if gt_dir is not None:
-            gt_path = _match_ground_truth(path, relative, gt_dir)
-            gt = read_image(gt_path)
-            if gt.shape != image.shape[1:]:
-                raise InputError(f"{gt_path}: ground truth is {gt.shape[1]}x{gt.shape[2]}, "
-                                 f"{path} is {image.shape[2]}x{image.shape[3]}")
-        reference = reference_runner.run(image)
-        if gt is not None:
-            gt_quality = quality(reference[0], gt)
-        held_out.append(HeldOutImage(path=path, name=str(path), image=image, reference=reference,
-                                     ground_truth=gt, reference_quality=gt_quality))
+        gt_path = _match_ground_truth(path, relative, gt_dir) if gt_dir is not None else None
+        item = load_held_out_image(reference_runner, path, gt_path)
+        if required_hw and item.image.shape[2:] != required_hw:
+            raise InputError(f"{path}: {item.image.shape[2]}x{item.image.shape[3]} image, but the export "
+                             f"is static {required_hw[0]}x{required_hw[1]}")
+        held_out.append(item)
         if on_image:
             on_image(str(path))
     return held_out

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InputError, SapnetError
+from .evaluation import ImageResult, evaluate, load_held_out_image
 from .images import read_image
 from .inspection import ENGINE_SUFFIXES, ONNX_SUFFIXES
 from .latency import Latency, measure_latency
 from .metrics import fidelity
-from .quality import quality
 from .runners import create_runner
 from .runners.base import Runner
 
@@ -126,31 +126,34 @@ def verify_targets(reference: Runner, targets: Sequence[Target],
         InputError: an image or ground truth cannot be read, or their sizes differ.
     """
     for index, (path, gt_path) in enumerate(items, 1):
-        image = read_image(path)[None]
-        gt = read_image(gt_path) if gt_path is not None else None
-        if gt is not None and gt.shape != image.shape[1:]:
-            raise InputError(f"{gt_path}: ground truth is {gt.shape[1]}x{gt.shape[2]}, {path} is "
-                             f"{image.shape[2]}x{image.shape[3]}")
-        ref_out = reference.run(image)
-        ref_quality = quality(ref_out[0], gt) if gt is not None else None
+        item = load_held_out_image(reference, path, gt_path)
         for target in targets:
             if target.runner is None:
                 continue
-            try:
-                out = ref_out if target.runner is reference else target.runner.run(image)
-                fid = fidelity(ref_out, out)
-            except (SapnetError, RuntimeError, ValueError) as exc:
-                target.fail(f"{path.name}: {exc}")
-                continue
-            row = {"name": str(path), "shape": list(image.shape), "fidelity_psnr_db": fid.psnr_db,
-                   "max_abs_u8": fid.max_abs_u8, "changed_pixels": fid.changed_pixels,
-                   "ground_truth": str(gt_path) if gt_path is not None else None}
-            shared = out is ref_out  # the reference itself: its quality is already known
-            row.update(_quality_row("", ref_quality if shared or gt is None else quality(out[0], gt)))
-            row.update(_quality_row("reference_", ref_quality))
-            target.rows.append(row)
+            if target.runner is reference:  # the reference itself: nothing to run or score again
+                result = ImageResult(name=item.name, shape=item.image.shape,
+                                     fidelity=fidelity(item.reference, item.reference), seconds=0.0,
+                                     quality=item.reference_quality,
+                                     reference_quality=item.reference_quality)
+            else:
+                try:
+                    (result,) = evaluate(target.runner, [item])
+                except (SapnetError, RuntimeError, ValueError) as exc:
+                    target.fail(f"{path.name}: {exc}")
+                    continue
+            target.rows.append(_row(result, gt_path))
         if on_image:
             on_image(index, str(path))
+
+
+def _row(result: ImageResult, gt_path: Path | None) -> dict:
+    """A report's ``per_image`` entry from an :class:`~sapnet_export.evaluation.ImageResult`."""
+    row = {"name": result.name, "shape": list(result.shape), "fidelity_psnr_db": result.fidelity.psnr_db,
+           "max_abs_u8": result.fidelity.max_abs_u8, "changed_pixels": result.fidelity.changed_pixels,
+           "ground_truth": str(gt_path) if gt_path is not None else None}
+    row.update(_quality_row("", result.quality))
+    row.update(_quality_row("reference_", result.reference_quality))
+    return row
 
 
 def summarize_target(target: Target) -> dict:
