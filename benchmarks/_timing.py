@@ -7,13 +7,8 @@ import time
 import numpy as np
 
 from sapnet_export.images import read_image
-from sapnet_export.machine import describe_machine
+from sapnet_export.machine import describe_machine as machine  # noqa: F401 - re-exported for the scripts
 from sapnet_export.metrics import fidelity
-
-
-def machine() -> str:
-    """CPU model, logical CPU count and GPU, for reports."""
-    return describe_machine()
 
 
 def interleaved(runners: dict, items: list, reference: str, repeats: int = 1) -> dict:

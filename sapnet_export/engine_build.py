@@ -250,8 +250,8 @@ def _configure(api: TrtApi, builder: object, options: BuildOptions, profile: Pro
 
 
 def build_engine(onnx_path: str | os.PathLike, output: str | os.PathLike, options: BuildOptions, *,
-                 checkpoint: dict | None = None, force: bool = False,
-                 command: str | None = None) -> EngineResult:
+                 checkpoint: dict | None = None, force: bool = False, command: str | None = None,
+                 expect_precision: str | None = None, expect_stages: int | None = None) -> EngineResult:
     """Build an engine from a SAPNet ONNX and write it with its sidecar ``<output>.json``, atomically.
 
     Args:
@@ -262,20 +262,29 @@ def build_engine(onnx_path: str | os.PathLike, output: str | os.PathLike, option
             ``checkpoint_sha256`` is recorded otherwise).
         force: replace an existing engine.
         command: recorded in the sidecar (default: this process's argv).
+        expect_precision, expect_stages: what the caller asked for (``--fp16``/``--int8``,
+            ``--stages``); the graph must agree, since precision and stages live in it.
 
     Returns:
         :class:`EngineResult`; its ``warnings`` include a calibration/OPT shape mismatch and an unused
         timing cache.
 
     Raises:
-        InputError: missing or non-SAPNet ONNX, a cpu-profile int8 graph, output exists without
-            ``force``, bad shapes/targets/options, no builder installed.
+        InputError: missing or non-SAPNet ONNX, a cpu-profile int8 graph, a graph that is not the
+            expected precision or stages, output exists without ``force``, bad shapes/targets/options,
+            no builder installed.
         BuildFailed: the parser or builder failed; nothing is written.
     """
     onnx_path, output = Path(onnx_path), Path(output)
     if output.exists() and not force:
         raise InputError(f"{output}: already exists; pass --force to replace it")
     meta, precision, static = _check_graph(onnx_path)
+    if expect_precision is not None and expect_precision != precision:
+        raise InputError(f"{onnx_path}: the graph is {precision}, --{expect_precision} asked; precision "
+                         f"lives in the graph: convert with 'sapnet-export onnx --precision "
+                         f"{expect_precision}' or build from --weights")
+    if expect_stages is not None and "stages" in meta and int(meta["stages"]) != expect_stages:
+        raise InputError(f"{onnx_path}: exported with {meta['stages']} stages, --stages {expect_stages} asked")
     profile = _resolve_profile(options.profile, static, onnx_path, meta)
     gpu = current_gpu()
     api = choose_builder(options.builder, gpu)

@@ -22,7 +22,7 @@ from .fileio import sha256_file
 from .onnx_meta import graph_precision, load_onnx, metadata
 from .qdq_rules import tensorrt_qdq_violations
 from .quantize import int8_conv_nodes
-from .sidecar import load_sidecar, runtime_mismatches
+from .sidecar import load_sidecar
 
 ONNX_SUFFIXES = (".onnx",)
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
@@ -91,23 +91,12 @@ def inspect_onnx(path: str | os.PathLike) -> dict:
 
 def _runtime_layers(path: Path, sidecar: dict) -> tuple[list[dict] | None, str]:
     """Layer information from TensorRT's engine inspector, or None and why it is not available."""
-    from .trt_api import collecting_logger, current_gpu, import_trt
+    from .runners.tensorrt_runner import load_engine
 
     try:
-        api = import_trt(sidecar["builder"]["kind"])
+        api, gpu, _runtime, engine, _logger = load_engine(path, sidecar)
     except InputError as exc:
         return None, str(exc)
-    gpu = current_gpu()
-    differences = runtime_mismatches(sidecar, api.kind, api.version, gpu.capability if gpu else None)
-    if differences:
-        return None, "; ".join(differences)
-    if gpu is None:
-        return None, "no GPU here: deserializing an engine (for tactics) needs one"
-    logger = collecting_logger(api)
-    runtime = api.trt.Runtime(logger)
-    engine = runtime.deserialize_cuda_engine(path.read_bytes())
-    if engine is None:
-        return None, f"{api.describe()} could not deserialize it: {'; '.join(logger.errors())}"
     inspector = engine.create_engine_inspector()
     info = json.loads(inspector.get_engine_information(api.trt.LayerInformationFormat.JSON))
     layers = info.get("Layers", [])

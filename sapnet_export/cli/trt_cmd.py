@@ -80,10 +80,13 @@ def trt_command(
     if onnx_file is None:
         onnx_file, checkpoint = _export(weights or "official", output, precision, calib, calib_method,
                                         keep_fp32, images, min_psnr, stages, force)
-    else:
-        _check_onnx_flags(onnx_file, precision if (fp16 or int8) else None, calib, keep_fp32, stages)
+    elif calib is not None or keep_fp32:
+        raise InputError("--calib/--keep-fp32 convert weights; an --onnx graph already carries its "
+                         "precision (convert with 'sapnet-export onnx --precision int8')")
     with console.status(f"building the engine from {onnx_file}..."):
-        result = build_engine(onnx_file, output, options, checkpoint=checkpoint, force=force)
+        result = build_engine(onnx_file, output, options, checkpoint=checkpoint, force=force,
+                              expect_precision=precision if (fp16 or int8) else None,
+                              expect_stages=stages)
     side = result.sidecar
     for warning in result.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}")
@@ -147,23 +150,3 @@ def _export(weights: str, output: Path, precision: str, calib: Path | None, cali
                           "fidelity to PyTorch was not measured; measure it with --images DIR")
     console.print(f"[green]wrote[/] {result.path} ({result.size_bytes / 1e6:.2f} MB) and its report")
     return result.path, {"name": info.name, "path": str(info.path), "sha256": info.sha256}
-
-
-def _check_onnx_flags(onnx_file: Path, precision: str | None, calib: Path | None,
-                      keep_fp32: list[str] | None, stages: int | None) -> None:
-    """With --onnx the graph decides: flags may only confirm it."""
-    from ..errors import InputError
-    from ..onnx_meta import graph_precision, load_onnx, metadata
-
-    if calib is not None or keep_fp32:
-        raise InputError("--calib/--keep-fp32 convert weights; an --onnx graph already carries its "
-                         "precision (convert with 'sapnet-export onnx --precision int8')")
-    proto = load_onnx(onnx_file)
-    actual = graph_precision(proto)
-    if precision is not None and precision != actual:
-        raise InputError(f"{onnx_file}: the graph is {actual}, --{precision} asked; precision lives in "
-                         f"the graph: convert with 'sapnet-export onnx --precision {precision}' or "
-                         "build from --weights")
-    exported = metadata(proto).get("stages")
-    if stages is not None and exported is not None and int(exported) != stages:
-        raise InputError(f"{onnx_file}: exported with {exported} stages, --stages {stages} asked")

@@ -20,6 +20,35 @@ from ..sidecar import Profile, check_in_profile, check_runtime, load_sidecar
 from ..trt_api import collecting_logger, current_gpu, import_trt
 from .base import Runner, RunnerInfo
 
+def load_engine(path: Path, sidecar: dict):  # noqa: ANN201 - (TrtApi, Gpu, Runtime, ICudaEngine, logger)
+    """Deserialize an engine after checking its sidecar against this runtime and GPU.
+
+    Used by the Runner and by ``inspect`` (for the engine inspector's tactics).
+
+    Returns:
+        ``(api, gpu, runtime, engine, logger)``; the runtime and logger must outlive the engine.
+
+    Raises:
+        InputError: the runtime is not installed, the sidecar does not match it (kind, version, GPU
+            compute capability), there is no CUDA GPU, or deserialization fails.
+    """
+    api = import_trt(sidecar["builder"]["kind"])
+    gpu = current_gpu()
+    check_runtime(path, sidecar, api.kind, api.version, gpu.capability if gpu else None)
+    if gpu is None:
+        raise InputError(f"{path}: no GPU here: a {api.name} engine needs an NVIDIA GPU with CUDA, and "
+                         "none is visible here (torch.cuda.is_available() is False); on this machine "
+                         "run the ONNX instead: --backend onnxruntime --model "
+                         f"{sidecar['files'].get('onnx') or 'MODEL.onnx'}")
+    logger = collecting_logger(api)
+    runtime = api.trt.Runtime(logger)
+    engine = runtime.deserialize_cuda_engine(path.read_bytes())
+    if engine is None:
+        raise InputError(f"{path}: {api.describe()} could not load the engine: "
+                         f"{'; '.join(logger.errors()) or 'no error logged'}")
+    return api, gpu, runtime, engine, logger
+
+
 class TensorRTRunner(Runner):
     """Runs a ``sapnet-export trt`` engine on the GPU (``--backend tensorrt``: any engine, with the
     runtime its sidecar names).
@@ -43,25 +72,12 @@ class TensorRTRunner(Runner):
         if self.required_kind not in (None, kind):
             raise InputError(f"{path}: built by {sidecar['builder']['name']}, not {self.required_kind}; "
                              "run it with --backend tensorrt")
-        api = import_trt(kind)
-        gpu = current_gpu()
-        check_runtime(path, sidecar, api.kind, api.version, gpu.capability if gpu else None)
-        if gpu is None:
-            raise InputError(f"{path}: running a {api.name} engine needs an NVIDIA GPU with CUDA, and "
-                             "none is visible here (torch.cuda.is_available() is False); on this "
-                             "machine run the ONNX instead: --backend onnxruntime --model "
-                             f"{sidecar['files'].get('onnx') or 'MODEL.onnx'}")
+        api, gpu, self.runtime, self.engine, self.logger = load_engine(path, sidecar)
         import torch
 
         self._torch = torch
         self.path, self.sidecar, self.api = path, sidecar, api
         self.profile = Profile.from_json(sidecar["profile"])
-        self.logger = collecting_logger(api)
-        self.runtime = api.trt.Runtime(self.logger)
-        self.engine = self.runtime.deserialize_cuda_engine(path.read_bytes())
-        if self.engine is None:
-            raise InputError(f"{path}: {api.describe()} could not load the engine: "
-                             f"{'; '.join(self.logger.errors()) or 'no error logged'}")
         self.context = self.engine.create_execution_context()
         self.device = torch.device("cuda", 0)
         self.stream = torch.cuda.Stream(device=self.device)
