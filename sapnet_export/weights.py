@@ -1,12 +1,17 @@
 """Finding, verifying and loading SAPNet checkpoints.
 
-``--weights`` takes a checkpoint path or ``official``. Three checkpoint layouts load:
+``--weights`` takes a checkpoint path, ``default`` or ``official``. Three checkpoint layouts load:
 
 - the official one, saved from ``nn.DataParallel`` (every key starts with ``module.``);
 - a plain state dict with the official parameter names;
 - the project's own format, written by :func:`save_checkpoint`: a dict with ``format`` equal to
   :data:`CHECKPOINT_FORMAT`, the ``state_dict``, and metadata (``stages``, ``dilations``,
   ``provenance`` and the ``sha256`` of the state dict).
+
+``default`` (the CLI's default) is the toolkit's own checkpoint, shipped inside the package
+(:data:`DEFAULT_WEIGHTS`, under 1 MB): trained by ``sapnet-train`` on synthetic rain over photographs
+bundled with scikit-image and matplotlib, so every command runs offline with no download. Its
+recipe, data, steps, device and time are in its metadata and in ``training/README.md``.
 
 ``official`` is the published checkpoint (Model11, trained on RainTrainH), looked up in this order:
 ``$SAPNET_WEIGHTS``; the torch hub checkpoint cache (``<torch.hub.get_dir()>/checkpoints``, so
@@ -40,6 +45,8 @@ OFFICIAL_CACHE_NAME = f"sapnet_official_model11-{OFFICIAL_SHA256[:8]}.pth"
 WEIGHTS_ENV = "SAPNET_WEIGHTS"
 #: Environment variable that replaces :data:`OFFICIAL_URL` (a mirror; the sha256 is still checked).
 WEIGHTS_URL_ENV = "SAPNET_WEIGHTS_URL"
+#: The toolkit's own checkpoint, shipped in the package (``--weights default``).
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "assets" / "sapnet_default.pth"
 #: The ``format`` tag of the project's own checkpoints.
 CHECKPOINT_FORMAT = "sapnet-export/checkpoint-v1"
 
@@ -49,10 +56,11 @@ class WeightsInfo:
     """Where a model's weights came from.
 
     Attributes:
-        name: ``official`` or the path as given.
+        name: ``default``, ``official`` or the path as given.
         path: the resolved checkpoint file.
         sha256: hex sha256 of the checkpoint file's bytes.
-        source: how it was found: ``path``, ``$SAPNET_WEIGHTS``, ``torch-hub-cache`` or ``download``.
+        source: how it was found: ``path``, ``package`` (``default``), ``$SAPNET_WEIGHTS``,
+            ``torch-hub-cache`` or ``download``.
         layout: ``dataparallel``, ``state_dict`` or ``sapnet-export``.
         stages: recurrent stages the weights were trained for.
         dilations: dilations of the five residual blocks.
@@ -180,12 +188,12 @@ def _check_keys(path: Path, model: SAPNet, state: dict[str, torch.Tensor]) -> No
         )
 
 
-def load_weights(spec: str | os.PathLike = "official") -> tuple[SAPNet, WeightsInfo]:
+def load_weights(spec: str | os.PathLike = "default") -> tuple[SAPNet, WeightsInfo]:
     """Build the network and load weights into it with ``strict=True``, in eval mode on the CPU.
 
     Args:
-        spec: ``official`` (see :func:`resolve_official`) or the path of a checkpoint in any of the
-            three layouts of this module's docstring.
+        spec: ``default`` (:data:`DEFAULT_WEIGHTS`), ``official`` (see :func:`resolve_official`) or the
+            path of a checkpoint in any of the three layouts of this module's docstring.
 
     Returns:
         ``(model, info)``: a float32 :class:`~sapnet_export.model.SAPNet` and where its weights came from.
@@ -197,10 +205,17 @@ def load_weights(spec: str | os.PathLike = "official") -> tuple[SAPNet, WeightsI
     name = str(spec)
     if name == "official":
         path, digest, source = resolve_official()
+    elif name == "default":
+        path, source = DEFAULT_WEIGHTS, "package"
+        if not path.is_file():
+            raise WeightsError(f"{path}: the toolkit's default weights are missing from this "
+                               "installation; reinstall sapnet-export or use --weights official|PATH")
+        digest = sha256_file(path)
     else:
         path = Path(name).expanduser()
         if not path.is_file():
-            raise WeightsError(f"{path}: checkpoint file not found (use a path or 'official')")
+            raise WeightsError(f"{path}: checkpoint file not found (use a path, 'default' or "
+                               "'official')")
         digest, source = sha256_file(path), "path"
     state, layout, meta = _split_layout(path, _read_checkpoint(path))
     stages = int(meta.get("stages", OFFICIAL_STAGES))

@@ -33,8 +33,9 @@ app = typer.Typer(cls=SapnetGroup, add_completion=False, no_args_is_help=True,
                   help="SAPNet deraining: weights -> ONNX -> engines, with proof of quality and speed.")
 
 WeightsOpt = Annotated[str, typer.Option(
-    "--weights", "-w", help="Checkpoint path, or 'official' (published SAPNet Model11; "
-    "$SAPNET_WEIGHTS, torch hub cache, or download; sha256-verified).")]
+    "--weights", "-w", help="Checkpoint path, 'default' (the toolkit's own weights, shipped in the "
+    "package; offline) or 'official' (published SAPNet Model11; $SAPNET_WEIGHTS, torch hub cache, "
+    "or download; sha256-verified).")]
 StagesOpt = Annotated[Optional[int], typer.Option(
     "--stages", min=1, max=6, help="Recurrent stages to run, 1..6 (early exit: fewer is faster, "
     "lower quality). Default: all the checkpoint has.")]

@@ -15,7 +15,7 @@ from ._app import StagesOpt, WeightsOpt, app, console, load_calibration_warning_
 def bench_command(
     data: shared.DataOpt,
     gt: shared.GtOpt = None,
-    weights: WeightsOpt = "official",
+    weights: WeightsOpt = "default",
     stages: StagesOpt = None,
     calib: Annotated[Optional[Path], typer.Option(
         "--calib", help="Calibration set for the int8 formats (without it they are rows that failed).")] = None,

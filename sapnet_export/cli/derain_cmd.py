@@ -22,7 +22,7 @@ def derain_command(
         "--backend", "-b", help="torch | onnxruntime | tensorrt | tensorrt-rtx (engines need a GPU).")] = "torch",
     model: Annotated[Optional[str], typer.Option(
         "--model", "-m", help="Model file for file-based backends (.onnx; .engine for tensorrt).")] = None,
-    weights: WeightsOpt = "official",
+    weights: WeightsOpt = "default",
     stages: StagesOpt = None,
     device: Annotated[Optional[str], typer.Option(
         "--device", help="cpu, cuda (torch, onnxruntime) or tensorrt (ONNX Runtime's TensorRT "

@@ -14,7 +14,7 @@ from ._app import (StagesOpt, WeightsOpt, app, console, fmt_db, load_calibration
 
 @app.command("onnx")
 def onnx_command(
-    weights: WeightsOpt = "official",
+    weights: WeightsOpt = "default",
     output: Annotated[Path, typer.Option("--output", "-o", help="Output .onnx file (its report: "
                                          "OUTPUT.json beside it).")] = Path("engines/sapnet.onnx"),
     stages: StagesOpt = None,

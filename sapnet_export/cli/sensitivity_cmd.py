@@ -16,7 +16,7 @@ def sensitivity_command(
     calib: Annotated[Path, typer.Option("--calib", help="Calibration set folder (from 'calib build').")],
     data: Annotated[list[Path], typer.Option(
         "--data", help="Held-out image files or folders (never calibration frames). Repeatable.")],
-    weights: WeightsOpt = "official",
+    weights: WeightsOpt = "default",
     stages: StagesOpt = None,
     limit: Annotated[int, typer.Option(
         "--limit", min=1, help="Use at most this many held-out images, evenly spaced.")] = 8,

@@ -14,8 +14,8 @@ from ._app import StagesOpt, app, console, err_console, load_calibration_warning
 @app.command("trt")
 def trt_command(
     weights: Annotated[Optional[str], typer.Option(
-        "--weights", "-w", help="Checkpoint path or 'official': export (and convert) to ONNX first, "
-        "beside the engine as OUTPUT.onnx. Default 'official' unless --onnx is given.")] = None,
+        "--weights", "-w", help="Checkpoint path, 'default' or 'official': export (and convert) to ONNX first, "
+        "beside the engine as OUTPUT.onnx. Default 'default' unless --onnx is given.")] = None,
     onnx_file: Annotated[Optional[Path], typer.Option(
         "--onnx", help="Build from this ONNX (any precision from 'sapnet-export onnx').")] = None,
     fp16: Annotated[bool, typer.Option("--fp16", help="float16 compute (the graph is converted).")] = False,
@@ -78,7 +78,7 @@ def trt_command(
         raise InputError(f"{output}: already exists; pass --force to replace it")
     checkpoint = None
     if onnx_file is None:
-        onnx_file, checkpoint = _export(weights or "official", output, precision, calib, calib_method,
+        onnx_file, checkpoint = _export(weights or "default", output, precision, calib, calib_method,
                                         keep_fp32, images, min_psnr, stages, force)
     elif calib is not None or keep_fp32:
         raise InputError("--calib/--keep-fp32 convert weights; an --onnx graph already carries its "

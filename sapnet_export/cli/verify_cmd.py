@@ -16,7 +16,7 @@ def verify_command(
         help="What to verify: ONNX files (any precision), engines (.engine), or 'torch'.")],
     data: shared.DataOpt,
     gt: shared.GtOpt = None,
-    weights: WeightsOpt = "official",
+    weights: WeightsOpt = "default",
     stages: StagesOpt = None,
     min_psnr: shared.MinPsnrOpt = None,
     max_quality_drop: shared.MaxDropOpt = 0.5,

@@ -19,14 +19,14 @@ BACKENDS = {
 }
 
 
-def create_runner(backend: str, *, model: str | None = None, weights: str = "official",
+def create_runner(backend: str, *, model: str | None = None, weights: str = "default",
                   stages: int | None = None, device: str | None = None) -> Runner:
     """Build the Runner for ``backend`` from CLI-style options.
 
     Args:
         backend: a key of :data:`BACKENDS`.
         model: model file for file-based backends (``.onnx``, ``.engine``); None for ``torch``.
-        weights: checkpoint spec for ``torch`` (a path or ``official``).
+        weights: checkpoint spec for ``torch`` (a path, ``default`` or ``official``).
         stages: stages to run (None: all the model has).
         device: None for the backend's default (``cpu``; ``cuda`` for engines), ``cpu`` or a GPU
             device of the backend (``cuda``; ``tensorrt`` for ONNX Runtime's TensorRT provider).
