@@ -17,6 +17,9 @@ import numpy as np
 
 from .errors import InputError
 
+#: Default overlap of ``run --tile``, pixels: PROVISIONAL, replaced by the measured choice.
+DEFAULT_OVERLAP = 64
+
 
 def axis_starts(length: int, tile: int, overlap: int) -> list[int]:
     """Start offsets of tiles of size ``tile`` covering ``length`` with at least ``overlap`` shared

@@ -1,0 +1,104 @@
+"""``sapnet-export run``: derain a stream (video file, camera, URL, image folder) with any backend."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.progress import Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..errors import InputError
+from ..tiling import DEFAULT_OVERLAP
+from ._app import StagesOpt, WeightsOpt, app, console, err_console
+
+
+def _tile(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    pieces = text.lower().split("x")
+    if len(pieces) != 2 or not all(p.isdigit() and int(p) > 0 for p in pieces):
+        raise InputError(f"--tile {text!r}: expected HxW, e.g. 320x480")
+    return int(pieces[0]), int(pieces[1])
+
+
+@app.command("run")
+def run_command(
+    source: Annotated[str, typer.Argument(help="Video file, image folder, /dev/videoN or a stream "
+                                          "URL (rtsp://, http://, udp://...).")],
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="Video file (.mp4, .mkv, .mov, .avi: H.264) or a folder of PNGs; "
+        "omit to measure only.")] = None,
+    backend: Annotated[str, typer.Option(
+        "--backend", "-b", help="torch | onnxruntime | tensorrt | tensorrt-rtx.")] = "torch",
+    model: Annotated[Optional[str], typer.Option(
+        "--model", "-m", help="Model file for file-based backends (.onnx; .engine).")] = None,
+    weights: WeightsOpt = "default",
+    stages: StagesOpt = None,
+    device: Annotated[Optional[str], typer.Option(
+        "--device", help="cpu or cuda (torch, onnxruntime). Default: the backend's own. Never falls "
+        "back.")] = None,
+    tile: Annotated[Optional[str], typer.Option(
+        "--tile", help="Run frames larger than HxW as overlapping tiles.")] = None,
+    overlap: Annotated[int, typer.Option(
+        "--overlap", min=0, help="Pixels shared by neighbouring tiles (default: measured, see "
+        "README 'Tiling').")] = DEFAULT_OVERLAP,
+    max_frames: Annotated[Optional[int], typer.Option(
+        "--max-frames", min=1, help="Stop after this many frames.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing output.")] = False,
+) -> None:
+    """Derain a video, camera or stream frame by frame: decoding, inference and encoding overlap;
+    prints live fps and latency, then frames, failed and dropped frames, latency p50/p99 and fps."""
+    from ..pipeline import run_stream
+    from ..runners import create_runner
+    from ..stream import open_sink, open_source
+
+    tile_size = _tile(tile)
+    if output is not None and output.exists() and not force and output.is_file():
+        raise InputError(f"{output}: exists; pass --force to replace it")
+    src = open_source(source)
+    try:
+        runner = create_runner(backend, model=model, weights=weights, stages=stages, device=device)
+        info = runner.info
+        sink = open_sink(output, src.fps)
+        console.print(f"source {src.description} ({'live' if src.live else 'file'}"
+                      + (f", {src.fps:g} fps" if src.fps else "") + f") -> {sink.description}")
+        console.print(f"backend {info.backend}, precision {info.precision}, device {info.device}, "
+                      f"{info.stages} stages, model {info.model}"
+                      + (f", tiles {tile_size[0]}x{tile_size[1]} overlap {overlap}" if tile_size else ""))
+        with Progress(TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console,
+                      transient=True) as progress:
+            task = progress.add_task("starting")
+
+            def on_frame(stats) -> None:  # noqa: ANN001 - StreamStats
+                progress.update(task, description=(
+                    f"frames {stats.frames_written}  fps {stats.fps:.2f}  latency last "
+                    f"{stats.latencies_s[-1] * 1e3:.0f} ms  failed {stats.failed}  dropped {stats.dropped}"))
+
+            stats = run_stream(src, runner, sink, tile=tile_size, overlap=overlap, on_frame=on_frame,
+                               max_frames=max_frames)
+    finally:
+        src.close()
+    for reason in stats.failures[:10]:
+        err_console.print(f"[yellow]failed frame[/] {reason}")
+    if getattr(sink, "padded", False):
+        err_console.print("[yellow]note:[/] odd frame size padded by one row/column for H.264 yuv420p")
+    table = Table(title=f"run summary{' (interrupted)' if stats.interrupted else ''}", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("", justify="right")
+    p50, p99 = stats.latency_ms(50), stats.latency_ms(99)
+    for key, value in (("frames written", str(stats.frames_written)),
+                       ("failed frames (skipped)", str(stats.failed)),
+                       ("dropped frames (live source behind)", str(stats.dropped)),
+                       ("latency p50 / p99 (ms, inference)",
+                        "n/a" if math.isnan(p50) else f"{p50:.1f} / {p99:.1f}"),
+                       ("fps reached (end to end)", f"{stats.fps:.2f}"),
+                       ("tiles per frame", str(stats.tiles_per_frame)),
+                       ("backend / precision / device", f"{info.backend} / {info.precision} / {info.device}"),
+                       ("output", sink.description)):
+        table.add_row(key, value)
+    console.print(table)
+    if stats.interrupted:
+        raise typer.Exit(130)

@@ -1,0 +1,81 @@
+import numpy as np
+import pytest
+
+from conftest import write_rgb
+from sapnet_export.errors import InputError
+from sapnet_export.stream import FolderSink, NullSink, VideoSink, open_sink, open_source
+
+
+def _frames(count=4, height=21, width=35):
+    """Frames of 4x4 colour blocks (what H.264's 4:2:0 chroma keeps), shifted one pixel per frame."""
+    rng = np.random.default_rng(0)
+    blocks = rng.integers(0, 256, (height // 4 + 1, (width + count) // 4 + 1, 3), dtype=np.uint8)
+    base = np.kron(blocks, np.ones((4, 4, 1), np.uint8))
+    return [np.ascontiguousarray(base[:height, i:i + width]) for i in range(count)]
+
+
+def write_video(path, frames, fps=10.0):
+    sink = VideoSink(path, fps)
+    for i, frame in enumerate(frames):
+        sink.write(i, frame)
+    sink.close()
+    return path
+
+
+def test_a_video_round_trips_with_odd_sizes_padded_and_no_temporary_file_left(tmp_path):
+    path = tmp_path / "v.mp4"
+    sink = VideoSink(path, 10.0)
+    for i, frame in enumerate(_frames()):
+        sink.write(i, frame)
+    assert not path.exists()  # written beside it under a temporary name until closed
+    sink.close()
+    assert sink.padded and list(tmp_path.iterdir()) == [path]
+    source = open_source(path)
+    decoded = list(source)
+    source.close()
+    assert source.fps == pytest.approx(10.0) and not source.live
+    assert [f.index for f in decoded] == [0, 1, 2, 3]
+    assert decoded[0].image.shape == (22, 36, 3)
+    # H.264 (4:2:0, CRF 18) is lossy: each decoded frame is still nearest to its own source frame.
+    sources = _frames()
+    for frame in decoded:
+        errors = [np.abs(frame.image[:21, :35].astype(int) - s.astype(int)).mean() for s in sources]
+        assert int(np.argmin(errors)) == frame.index
+
+
+def test_abort_leaves_nothing(tmp_path):
+    sink = VideoSink(tmp_path / "v.mp4", 10.0)
+    sink.write(0, _frames(1)[0])
+    sink.abort()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_image_folder_frames_in_natural_order_with_unreadable_files_as_failed_frames(tmp_path):
+    for i in (1, 2, 10):
+        write_rgb(tmp_path / f"{i}.png", 8, 12, seed=i)
+    (tmp_path / "3.png").write_bytes(b"broken")
+    frames = list(open_source(tmp_path))
+    assert [f.index for f in frames] == [0, 1, 2, 3]
+    assert frames[2].image is None and "3.png" in frames[2].error
+    assert frames[3].image.shape == (8, 12, 3) and frames[3].image.dtype == np.uint8
+
+
+def test_unopenable_sources_and_unwritable_outputs_are_clear_errors(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        open_source(tmp_path / "missing.mp4")
+    (tmp_path / "fake.mp4").write_text("not a video")
+    with pytest.raises(InputError, match=r"fake\.mp4: cannot open as a video source"):
+        open_source(tmp_path / "fake.mp4")
+    with pytest.raises(InputError, match="unsupported video suffix"):
+        open_sink(tmp_path / "out.webm", 25.0)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match="cannot create the output folder"):
+        open_sink(tmp_path / "file" / "frames", 25.0)
+
+
+def test_sinks_by_output_kind(tmp_path):
+    assert isinstance(open_sink(None, None), NullSink)
+    assert isinstance(open_sink(tmp_path / "frames", None), FolderSink)
+    video = open_sink(tmp_path / "v.mkv", None)
+    assert isinstance(video, VideoSink) and video.fps == 25.0
+    video.abort()
