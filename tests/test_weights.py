@@ -138,3 +138,29 @@ def test_state_dict_sha256_depends_on_values():
     before = state_dict_sha256(state)
     state["conv.0.bias"] = state["conv.0.bias"] + 1e-6
     assert state_dict_sha256(state) != before
+
+
+def test_default_weights_ship_in_the_package_and_record_how_they_were_trained():
+    from sapnet_export.weights import DEFAULT_WEIGHTS
+
+    assert DEFAULT_WEIGHTS.is_file() and DEFAULT_WEIGHTS.stat().st_size < 1_000_000
+    model, info = load_weights()  # 'default' is the default
+    assert info.name == "default" and info.source == "package" and info.layout == "sapnet-export"
+    assert model.stages == 6 and model.dilations == (1, 2, 4, 8, 16)
+    meta = info.metadata["training"]
+    assert meta["command"].startswith("sapnet-train train")
+    for key in ("recipe", "data", "steps", "device", "seconds", "validation", "epochs_done"):
+        assert meta[key], key
+    assert meta["steps"] >= 1000 and meta["data"]["clean"]
+    assert "Rain100" not in str(meta["data"])  # not trained on the test set's backgrounds
+
+
+@pytest.mark.real
+def test_default_weights_derain_rain100l_better_than_doing_nothing():
+    from conftest import need_shared
+    from training.data import load_paired_folder
+    from training.validation import score_inputs, score_model
+
+    pairs = load_paired_folder(need_shared("data/rain100l"))[:4]
+    model, _ = load_weights("default")
+    assert score_model(model, pairs).y_psnr_db > score_inputs(pairs).y_psnr_db + 1.0

@@ -36,6 +36,13 @@ WeightsOpt = Annotated[str, typer.Option(
     "--weights", "-w", help="Checkpoint path, 'default' (the toolkit's own weights, shipped in the "
     "package; offline) or 'official' (published SAPNet Model11; $SAPNET_WEIGHTS, torch hub cache, "
     "or download; sha256-verified).")]
+BackendOpt = Annotated[str, typer.Option(
+    "--backend", "-b", help="torch | onnxruntime | tensorrt | tensorrt-rtx (engines need a GPU).")]
+ModelOpt = Annotated[Optional[str], typer.Option(
+    "--model", "-m", help="Model file for file-based backends (.onnx; .engine for tensorrt).")]
+DeviceOpt = Annotated[Optional[str], typer.Option(
+    "--device", help="cpu, cuda (torch, onnxruntime) or tensorrt (ONNX Runtime's TensorRT "
+    "provider). Default: cpu; cuda for engines. Never falls back.")]
 StagesOpt = Annotated[Optional[int], typer.Option(
     "--stages", min=1, max=6, help="Recurrent stages to run, 1..6 (early exit: fewer is faster, "
     "lower quality). Default: all the checkpoint has.")]

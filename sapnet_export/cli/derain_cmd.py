@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -11,22 +11,18 @@ from rich.table import Table
 
 from ..derain import DEFAULT_MAX_MEGAPIXELS
 from ..errors import CheckFailed
-from ._app import StagesOpt, WeightsOpt, app, console, err_console
+from ._app import BackendOpt, DeviceOpt, ModelOpt, StagesOpt, WeightsOpt, app, console, err_console
 
 
 @app.command("derain")
 def derain_command(
     inputs: Annotated[list[Path], typer.Argument(help="Image files and folders.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder for PNGs.")],
-    backend: Annotated[str, typer.Option(
-        "--backend", "-b", help="torch | onnxruntime | tensorrt | tensorrt-rtx (engines need a GPU).")] = "torch",
-    model: Annotated[Optional[str], typer.Option(
-        "--model", "-m", help="Model file for file-based backends (.onnx; .engine for tensorrt).")] = None,
+    backend: BackendOpt = "torch",
+    model: ModelOpt = None,
     weights: WeightsOpt = "default",
     stages: StagesOpt = None,
-    device: Annotated[Optional[str], typer.Option(
-        "--device", help="cpu, cuda (torch, onnxruntime) or tensorrt (ONNX Runtime's TensorRT "
-        "provider). Default: cpu; cuda for engines. Never falls back.")] = None,
+    device: DeviceOpt = None,
     max_megapixels: Annotated[float, typer.Option(
         "--max-megapixels", help="Refuse larger frames (memory: ~1.1 GB per megapixel).")] = DEFAULT_MAX_MEGAPIXELS,
     fail_fast: Annotated[bool, typer.Option(

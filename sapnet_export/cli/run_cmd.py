@@ -12,7 +12,7 @@ from rich.table import Table
 
 from ..errors import InputError
 from ..tiling import DEFAULT_OVERLAP
-from ._app import StagesOpt, WeightsOpt, app, console, err_console
+from ._app import BackendOpt, DeviceOpt, ModelOpt, StagesOpt, WeightsOpt, app, console, err_console
 
 
 def _tile(text: str | None) -> tuple[int, int] | None:
@@ -31,15 +31,11 @@ def run_command(
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", help="Video file (.mp4, .mkv, .mov, .avi: H.264) or a folder of PNGs; "
         "omit to measure only.")] = None,
-    backend: Annotated[str, typer.Option(
-        "--backend", "-b", help="torch | onnxruntime | tensorrt | tensorrt-rtx.")] = "torch",
-    model: Annotated[Optional[str], typer.Option(
-        "--model", "-m", help="Model file for file-based backends (.onnx; .engine).")] = None,
+    backend: BackendOpt = "torch",
+    model: ModelOpt = None,
     weights: WeightsOpt = "default",
     stages: StagesOpt = None,
-    device: Annotated[Optional[str], typer.Option(
-        "--device", help="cpu or cuda (torch, onnxruntime). Default: the backend's own. Never falls "
-        "back.")] = None,
+    device: DeviceOpt = None,
     tile: Annotated[Optional[str], typer.Option(
         "--tile", help="Run frames larger than HxW as overlapping tiles.")] = None,
     overlap: Annotated[int, typer.Option(
