@@ -74,6 +74,8 @@ def train(
     pcl: Annotated[float, typer.Option("--pcl", min=0.0, help="Weight of the perceptual contrastive "
                                        "loss.")] = 0.1,
     lpips: Annotated[float, typer.Option("--lpips", min=0.0, help="Weight of LPIPS.")] = 0.1,
+    l1: Annotated[float, typer.Option("--l1", min=0.0, help="Weight of a pixel L1 term (not in the "
+                                      "paper; keeps brightness when SSIM is alone).")] = 0.0,
     seg_after_epoch: Annotated[int, typer.Option("--seg-after-epoch", min=0)] = 50,
     no_pretrained: Annotated[bool, typer.Option("--no-pretrained", help="Random (seeded) VGG-16, "
                                                 "ResNet-101 and AlexNet for the losses; recorded.")] = False,
@@ -94,7 +96,7 @@ def train(
         raise InputError("no training data: give --data (paired) and/or --clean (synthetic rain)")
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, milestones=_milestones(milestones),
                          gamma=gamma, stages=stages,
-                         weights=LossWeights(ssim=ssim, seg=seg, pcl=pcl, lpips=lpips),
+                         weights=LossWeights(ssim=ssim, seg=seg, pcl=pcl, lpips=lpips, l1=l1),
                          seg_after_epoch=seg_after_epoch, pretrained=not no_pretrained,
                          steps_per_epoch=steps_per_epoch, seed=seed, workers=workers)
     if not any(config.weights.as_dict().values()):
@@ -163,10 +165,14 @@ def evaluate(
     pairs = load_paired_folder(data)
     torch_device = resolve_device(device)
     rows = [("rainy input", "", score_inputs(pairs))]
-    for spec in weights:
-        model, info = load_weights(spec)
-        rows.append((spec, info.sha256[:12], score_model(model.to(torch_device), pairs, torch_device,
-                                                         stages)))
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err_console, transient=True) as progress:
+        for spec in weights:
+            model, info = load_weights(spec)
+            task = progress.add_task(spec, total=len(pairs))
+            rows.append((spec, info.sha256[:12],
+                         score_model(model.to(torch_device), pairs, torch_device, stages,
+                                     on_image=lambda: progress.advance(task))))
     table = Table(title=f"{data}: {len(pairs)} images")
     for column in ("output", "checkpoint sha256", "Y-PSNR (dB)", "Y-SSIM", "RGB PSNR (dB)", "RGB SSIM"):
         table.add_column(column, justify="left" if column in ("output", "checkpoint sha256") else "right")

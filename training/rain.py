@@ -51,15 +51,15 @@ class RainRanges:
     """
 
     layers: tuple[int, int] = (1, 3)
-    density: tuple[float, float] = (0.002, 0.02)
+    density: tuple[float, float] = (0.0005, 0.008)
     length_px: tuple[float, float] = (8.0, 40.0)
     angle_deg: tuple[float, float] = (-30.0, 30.0)
     angle_spread_deg: float = 15.0
     width_sigma_px: tuple[float, float] = (0.3, 1.0)
-    opacity: tuple[float, float] = (0.3, 0.9)
+    opacity: tuple[float, float] = (0.15, 0.6)
     screen_probability: float = 0.5
-    haze_probability: float = 0.3
-    transmission: tuple[float, float] = (0.7, 0.95)
+    haze_probability: float = 0.1
+    transmission: tuple[float, float] = (0.85, 0.97)
     atmospheric_light: tuple[float, float] = (0.7, 1.0)
 
 

@@ -8,7 +8,7 @@ are the same numbers.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -55,8 +55,9 @@ def score_inputs(pairs: Sequence[Pair]) -> Scores:
 
 @torch.no_grad()
 def score_model(model: SAPNet, pairs: Sequence[Pair], device: str | torch.device = "cpu",
-                stages: int | None = None) -> Scores:
-    """Scores of ``model``'s outputs (``stages`` stages; all by default), one image at a time.
+                stages: int | None = None, on_image: Callable[[], None] | None = None) -> Scores:
+    """Scores of ``model``'s outputs (``stages`` stages; all by default), one image at a time;
+    ``on_image`` is called after each (progress bars).
 
     The model is put in eval mode and left there.
 
@@ -71,4 +72,6 @@ def score_model(model: SAPNet, pairs: Sequence[Pair], device: str | torch.device
         rainy = torch.from_numpy(pair.rainy).unsqueeze(0).to(device)
         output = model(rainy, stages)[0].float().cpu().numpy()
         results.append(quality(output, pair.clean))
+        if on_image:
+            on_image()
     return _mean(results)

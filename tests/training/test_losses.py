@@ -27,7 +27,7 @@ def test_ssim_is_one_for_identical_images_and_falls_with_noise():
     assert noisy[0] > noisy[1] > noisy[2]
 
 
-@pytest.mark.parametrize("term", ["ssim", "pcl", "lpips", "seg"])
+@pytest.mark.parametrize("term", ["ssim", "pcl", "lpips", "seg", "l1"])
 def test_each_term_is_finite_and_has_a_gradient_with_respect_to_the_output(criterion, term):
     output, target, rainy = _batch()
     weights = {name: 0.0 for name in LossWeights().as_dict()}
@@ -78,7 +78,7 @@ def test_switched_off_terms_build_no_network_and_all_zero_is_refused():
     only_ssim = SAPNetLoss(LossWeights(ssim=1, seg=0, pcl=0, lpips=0), pretrained=False)
     assert only_ssim.pcl is None and only_ssim.lpips is None and only_ssim.seg is None
     with pytest.raises(ValueError, match="not all 0"):
-        SAPNetLoss(LossWeights(0, 0, 0, 0), pretrained=False)
+        SAPNetLoss(LossWeights(0, 0, 0, 0, 0), pretrained=False)
     with pytest.raises(ValueError, match=">= 0"):
         SAPNetLoss(LossWeights(ssim=-1), pretrained=False)
 
@@ -86,5 +86,15 @@ def test_switched_off_terms_build_no_network_and_all_zero_is_refused():
 def test_the_total_is_the_weighted_sum_of_eq_5(criterion):
     output, target, rainy = _batch(3)
     total, terms = criterion(output, target, rainy, epoch=60)
+    assert "l1" not in terms  # not in the paper: off unless asked for
     expected = terms["ssim"] + 0.1 * (terms["seg"] + terms["pcl"] + terms["lpips"])
     assert total.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_the_pixel_l1_term_sees_a_brightness_offset_that_ssim_barely_does():
+    target = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(4)) * 0.5 + 0.4
+    darker = target - 0.06
+    only_l1 = SAPNetLoss(LossWeights(ssim=0, seg=0, pcl=0, lpips=0, l1=1), pretrained=False)
+    _, terms = only_l1(darker, target, target, epoch=0)
+    assert terms["l1"] == pytest.approx(0.06, abs=1e-6)
+    assert 1 - ssim(darker, target).item() < 0.02  # a 15-level shift costs SSIM almost nothing
