@@ -158,9 +158,13 @@ def test_default_weights_ship_in_the_package_and_record_how_they_were_trained():
 @pytest.mark.real
 def test_default_weights_derain_rain100l_better_than_doing_nothing():
     from conftest import need_shared
+    from sapnet_export.images import evenly_spaced
     from training.data import load_paired_folder
     from training.validation import score_inputs, score_model
 
-    pairs = load_paired_folder(need_shared("data/rain100l"))[:4]
+    # 8 images spread over the set: its first ones have the lightest rain, where the default
+    # weights lose Y-PSNR (they gain it on the set as a whole: training/README.md).
+    pairs = evenly_spaced(load_paired_folder(need_shared("data/rain100l")), 8)
     model, _ = load_weights("default")
-    assert score_model(model, pairs).y_psnr_db > score_inputs(pairs).y_psnr_db + 1.0
+    derained, rainy = score_model(model, pairs), score_inputs(pairs)
+    assert derained.y_psnr_db > rainy.y_psnr_db + 1.0 and derained.y_ssim > rainy.y_ssim + 0.03

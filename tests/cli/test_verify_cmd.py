@@ -74,7 +74,8 @@ def test_published_checkpoint_int8_passes_and_its_damaged_copy_fails(seeded_offi
     int8 = export_onnx(model, info, tmp_path / "int8.onnx", precision="int8", require_held_out=False,
                        int8=Int8Options(load_calibration(tmp_path / "calib"))).path
     damage_int8_scale(int8, tmp_path / "damaged.onnx")
-    common = ("--data", data, "--gt", rain100l / "target", "--runs", "0", "--max-quality-drop", "1.5")
+    common = ("--weights", "official", "--data", data, "--gt", rain100l / "target", "--runs", "0",
+              "--max-quality-drop", "1.5")
     code, output = invoke("verify", int8, *common)
     assert code == 0, output
     code, output = invoke("verify", tmp_path / "damaged.onnx", *common)
