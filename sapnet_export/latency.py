@@ -52,8 +52,10 @@ class Latency:
         return asdict(self)
 
 
-def parse_sizes(text: str) -> list[tuple[int, int]]:
+def parse_sizes(text: str, option: str = "--sizes") -> list[tuple[int, int]]:
     """``321x481,720x1280`` -> ``[(321, 481), (720, 1280)]``.
+
+    ``option`` names the command-line option in the error message.
 
     Raises:
         InputError: an entry is not ``HxW`` with positive integers.
@@ -62,7 +64,7 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
     for part in text.split(","):
         pieces = part.strip().lower().split("x")
         if len(pieces) != 2 or not all(p.isdigit() and int(p) > 0 for p in pieces):
-            raise InputError(f"--sizes {text!r}: expected HxW[,HxW...], e.g. 321x481,720x1280")
+            raise InputError(f"{option} {text!r}: expected HxW[,HxW...], e.g. 321x481,720x1280")
         sizes.append((int(pieces[0]), int(pieces[1])))
     return sizes
 

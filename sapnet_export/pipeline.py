@@ -23,6 +23,7 @@ from typing import Callable
 
 import numpy as np
 
+from .images import to_uint8
 from .runners.base import Runner
 from .stream import FrameSink, FrameSource
 from .tiling import run_tiled, tile_count
@@ -71,7 +72,7 @@ def derain_frame(runner: Runner, image: np.ndarray, tile: tuple[int, int] | None
     ``overlap`` (:func:`sapnet_export.tiling.run_tiled`); clipped and rounded."""
     batch = np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
     out = runner.run(batch) if tile is None else run_tiled(runner.run, batch, tile, overlap)
-    return np.rint(np.clip(out[0], 0.0, 1.0) * 255.0).astype(np.uint8).transpose(1, 2, 0)
+    return to_uint8(out[0])
 
 
 def _reader(source: FrameSource, frames: queue.Queue, stop: threading.Event, stats: StreamStats,

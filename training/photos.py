@@ -7,13 +7,12 @@ equal channels (texture and structure without colour).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from sapnet_export.fileio import atomic_output
+from sapnet_export.fileio import write_json
 from sapnet_export.images import write_png
 
 
@@ -78,6 +77,5 @@ def write_bundled(output: str | Path) -> dict:
                                  "version": versions[photo.package], "loader": photo.loader,
                                  "split": photo.split, "height": image.shape[1],
                                  "width": image.shape[2]})
-    with atomic_output(output / "SOURCES.json") as tmp:
-        tmp.write_text(json.dumps(record, indent=2) + "\n")
+    write_json(output / "SOURCES.json", record)
     return record

@@ -11,6 +11,7 @@ from rich.progress import Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..errors import InputError
+from ..latency import parse_sizes
 from ..tiling import DEFAULT_OVERLAP
 from ._app import BackendOpt, DeviceOpt, ModelOpt, StagesOpt, WeightsOpt, app, console, err_console
 
@@ -18,10 +19,10 @@ from ._app import BackendOpt, DeviceOpt, ModelOpt, StagesOpt, WeightsOpt, app, c
 def _tile(text: str | None) -> tuple[int, int] | None:
     if text is None:
         return None
-    pieces = text.lower().split("x")
-    if len(pieces) != 2 or not all(p.isdigit() and int(p) > 0 for p in pieces):
-        raise InputError(f"--tile {text!r}: expected HxW, e.g. 320x480")
-    return int(pieces[0]), int(pieces[1])
+    sizes = parse_sizes(text, "--tile")
+    if len(sizes) != 1:
+        raise InputError(f"--tile {text!r}: expected one HxW, e.g. 320x480")
+    return sizes[0]
 
 
 @app.command("run")
