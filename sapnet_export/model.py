@@ -51,9 +51,20 @@ class CRALayer(nn.Module):
         self.conv_1_1 = nn.Conv2d(channels, channels, 1, padding=0, bias=False)
         self.sigmoid = nn.Sigmoid()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Scale each channel of ``x`` [N, C, H, W] by its attention weight in (0, 1)."""
-        y = self.avg_pool(x)
+    def forward(self, x: torch.Tensor, pool_weights: torch.Tensor | None = None) -> torch.Tensor:
+        """Scale each channel of ``x`` [N, C, H, W] by its attention weight in (0, 1).
+
+        ``pool_weights`` (float32 [N, 1, H, W], None for the official behaviour): the batch is the tiles
+        of one frame, and the pooled value is ``sum over N, H, W of x * pool_weights``, shared by every
+        tile, instead of each sample's own average. With weights that sum to 1 over the frame (each
+        pixel's share of the tile blend divided by the frame's pixel count, see
+        :meth:`sapnet_export.tiling.TileLayout.pool_weights`) this is the frame's global average, up to
+        the tiles' border error.
+        """
+        if pool_weights is None:
+            y = self.avg_pool(x)
+        else:
+            y = (x * pool_weights).sum(dim=(0, 2, 3), keepdim=True)
         # The official code adds conv_1_1 to conv_du in this order; float addition commutes exactly.
         y = self.conv_du(y) + self.conv_1_1(y)
         return x * self.sigmoid(y)
@@ -123,13 +134,17 @@ class SAPNet(nn.Module):
             raise ValueError(f"stages must be in 1..{self.stages} for this model, got {stages}")
         return int(stages)
 
-    def forward_stages(self, rainy: torch.Tensor, stages: int | None = None) -> list[torch.Tensor]:
+    def forward_stages(self, rainy: torch.Tensor, stages: int | None = None,
+                       pool_weights: torch.Tensor | None = None) -> list[torch.Tensor]:
         """Run the network and return every stage's output.
 
         Args:
             rainy: float32 [N, 3, H, W], RGB in [0, 1]; any N, H, W >= 1.
             stages: how many stages to run (1..``self.stages``); None runs all (early exit trades
                 quality for speed: each stage costs the same).
+            pool_weights: None (official), or float32 [N, 1, H, W] when ``rainy`` holds the tiles of
+                one frame: every channel attention then pools over all tiles with these weights
+                (:meth:`CRALayer.forward`), so tiles see the frame's statistics, not their own.
 
         Returns:
             ``stages`` tensors, each float32 [N, 3, H, W], not clipped (values may leave [0, 1]).
@@ -152,21 +167,33 @@ class SAPNet(nn.Module):
             c = f * c + i * g
             h = o * torch.tanh(c)
             x = h
-            x = F.relu(self.res_conv1(x) + x)
-            x = F.relu(self.res_conv2(x) + x)
-            x = F.relu(self.res_conv3(x) + x)
-            x = F.relu(self.res_conv4(x) + x)
-            x = F.relu(self.res_conv5(x) + x)
+            for block in (self.res_conv1, self.res_conv2, self.res_conv3, self.res_conv4, self.res_conv5):
+                x = F.relu(_run_block(block, x, pool_weights) + x)
             x = self.conv(x) + rainy
             outputs.append(x)
         return outputs
 
-    def forward(self, rainy: torch.Tensor, stages: int | None = None) -> torch.Tensor:
+    def forward(self, rainy: torch.Tensor, stages: int | None = None,
+                pool_weights: torch.Tensor | None = None) -> torch.Tensor:
         """Derain ``rainy`` float32 [N, 3, H, W] in [0, 1]; return the last stage, float32 [N, 3, H, W].
 
         The output is not clipped; clip to [0, 1] before saving (as the official ``test.py`` does).
+        ``pool_weights``: see :meth:`forward_stages`.
         """
-        return self.forward_stages(rainy, stages)[-1]
+        return self.forward_stages(rainy, stages, pool_weights)[-1]
+
+
+def _run_block(block: nn.Sequential, x: torch.Tensor, pool_weights: torch.Tensor | None) -> torch.Tensor:
+    """One residual block; with ``pool_weights``, its layers in order, handing them to the CRA layers.
+
+    Without them the block is called as a module, so an exported graph keeps the node scopes
+    (``/model/res_conv3/...``) that the quantization groups are read from.
+    """
+    if pool_weights is None:
+        return block(x)
+    for layer in block:
+        x = layer(x, pool_weights) if isinstance(layer, CRALayer) else layer(x)
+    return x
 
 
 def count_parameters(model: nn.Module) -> int:

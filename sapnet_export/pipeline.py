@@ -26,7 +26,7 @@ import numpy as np
 from .images import to_uint8
 from .runners.base import Runner
 from .stream import FrameSink, FrameSource
-from .tiling import run_tiled, tile_count
+from .tiling import plan_tile, run_tiled, run_tiled_shared_pooling, tile_count
 
 #: Capacity of each queue, frames (bounds memory: 2 x 4 frames of 1080p uint8 is 50 MB).
 QUEUE_FRAMES = 4
@@ -69,9 +69,17 @@ class StreamStats:
 def derain_frame(runner: Runner, image: np.ndarray, tile: tuple[int, int] | None,
                  overlap: int) -> np.ndarray:
     """uint8 [H, W, 3] RGB -> derained uint8 [H, W, 3], whole or in ``tile``-sized tiles with
-    ``overlap`` (:func:`sapnet_export.tiling.run_tiled`); clipped and rounded."""
+    ``overlap``, clipped and rounded. Tiles share the frame's channel-attention pooling where the Runner
+    can (:attr:`~sapnet_export.runners.base.Runner.shared_pooling`,
+    :func:`~sapnet_export.tiling.run_tiled_shared_pooling`), else run one by one
+    (:func:`~sapnet_export.tiling.run_tiled`)."""
     batch = np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
-    out = runner.run(batch) if tile is None else run_tiled(runner.run, batch, tile, overlap)
+    if tile is None:
+        out = runner.run(batch)
+    elif runner.shared_pooling:
+        out = run_tiled_shared_pooling(runner.run_tiles, batch, tile, overlap)
+    else:
+        out = run_tiled(runner.run, batch, tile, overlap)
     return to_uint8(out[0])
 
 
@@ -126,7 +134,9 @@ def run_stream(source: FrameSource, runner: Runner, sink: FrameSink, *,
 
     Args:
         source, runner, sink: the three ends.
-        tile: largest input given to the runner, (h, w); None runs frames whole.
+        tile: largest input given to the runner, (h, w); None runs frames whole unless they exceed
+            the runner's ``max_frame`` (an engine's profile), which tiles them too
+            (:func:`~sapnet_export.tiling.plan_tile`).
         overlap: pixels shared by neighbouring tiles.
         on_frame: called after each frame (a live status line).
         max_frames: stop after this many frames read.
@@ -165,11 +175,11 @@ def run_stream(source: FrameSource, runner: Runner, sink: FrameSink, *,
                     stats.failed += 1
                     stats.failures.append(frame.error or f"frame {frame.index}: no image")
                     continue
+                plan = plan_tile(*frame.image.shape[:2], tile, runner.max_frame)
                 begin = time.perf_counter()
-                out = derain_frame(runner, frame.image, tile, overlap)
+                out = derain_frame(runner, frame.image, plan, overlap)
                 stats.latencies_s.append(time.perf_counter() - begin)
-                if tile is not None:
-                    stats.tiles_per_frame = tile_count(*frame.image.shape[:2], tile, overlap)
+                stats.tiles_per_frame = 1 if plan is None else tile_count(*frame.image.shape[:2], plan, overlap)
                 outputs.put((frame.index, out))
                 stats.frames_written += 1
                 stats.wall_s = time.perf_counter() - start

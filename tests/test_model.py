@@ -84,3 +84,13 @@ def test_matches_official_implementation_outputs(official_checkpoint):
         ours = np.stack([s.numpy() for s in stages])
         assert ours.shape == golden[f"stages{index}"].shape
         assert np.max(np.abs(ours - golden[f"stages{index}"])) <= 1e-5
+
+
+def test_pool_weights_of_one_whole_frame_are_the_global_average():
+    """Shared pooling over a single 'tile' that is the whole frame is the official global average."""
+    torch.manual_seed(0)
+    net = SAPNet(stages=2).eval()
+    frame = torch.rand(1, 3, 20, 28)
+    weights = torch.full((1, 1, 20, 28), 1.0 / (20 * 28))
+    with torch.inference_mode():
+        torch.testing.assert_close(net(frame, pool_weights=weights), net(frame), rtol=1e-5, atol=1e-5)

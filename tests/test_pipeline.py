@@ -88,3 +88,21 @@ def test_tiled_frames_match_the_tiling_module(tmp_path, runner):
     stats = run_stream(open_source(write_video(tmp_path / "in.mp4", [image])), runner, NullSink(),
                        tile=(24, 24), overlap=8)
     assert stats.tiles_per_frame == tile_count(40, 56, (24, 24), 8) == 6
+
+
+def test_frames_larger_than_the_runner_takes_are_tiled_automatically(tmp_path, runner):
+    """A Runner with a largest input (an engine's optimization profile maximum) gets tiles, not the frame."""
+    from sapnet_export.pipeline import derain_frame
+
+    seen = []
+    runner.max_frame = (24, 32)  # as TensorRTRunner sets it from its profile
+    original = runner.run_tiles
+    runner.run_tiles = lambda tiles, weights: seen.append(tiles.shape) or original(tiles, weights)
+    image = _frames(1, 40, 56)[0]
+    sink = FolderSink(tmp_path / "out")
+    stats = run_stream(open_source(write_video(tmp_path / "in.mp4", [image])), runner, sink, overlap=8)
+    assert stats.tiles_per_frame == 4 and seen and all(n == 4 and h <= 24 and w <= 32 for n, _, h, w in seen)
+    runner.max_frame = None
+    decoded = next(iter(open_source(tmp_path / "in.mp4"))).image
+    written = next(iter(open_source(tmp_path / "out"))).image
+    assert np.array_equal(written, derain_frame(runner, decoded, (24, 32), 8))

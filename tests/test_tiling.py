@@ -38,3 +38,43 @@ def test_more_overlap_means_less_seam_error(tiny_checkpoint):
     whole = runner.run(batch)
     errors = [psnr(whole, run_tiled(runner.run, batch, (36, 48), overlap)) for overlap in (0, 8, 24)]
     assert errors[0] < errors[1] < errors[2]
+
+
+def test_plan_tile_takes_the_smaller_of_tile_and_runner_limit():
+    from sapnet_export.tiling import plan_tile
+
+    assert plan_tile(100, 200, None, None) is None
+    assert plan_tile(100, 200, (128, 256), None) is None  # the frame fits: run whole
+    assert plan_tile(100, 200, (64, 64), None) == (64, 64)
+    assert plan_tile(100, 200, None, (80, 300)) == (80, 300)  # only the profile: taller than it
+    assert plan_tile(100, 200, (64, 512), (80, 150)) == (64, 150)
+
+
+def test_pool_weights_are_a_partition_of_the_frame():
+    from sapnet_export.tiling import TileLayout
+
+    layout = TileLayout(70, 93, (32, 40), 8)
+    weights = layout.pool_weights()
+    assert weights.shape == (len(layout.windows), 1, 32, 40) and weights.dtype == np.float32
+    assert weights.sum() == pytest.approx(1.0, rel=1e-5)
+    # a constant image pools to its value, whatever the tiles
+    assert float((weights * 0.7).sum()) == pytest.approx(0.7, rel=1e-5)
+
+
+@pytest.mark.real
+def test_shared_pooling_tiles_match_the_whole_frame_better(official_checkpoint):
+    """Per-tile pooling is the error overlap cannot hide; tiles that share the frame's pooling lose it
+    (published weights on a Rain100L crop; README 'Tiling' has the full-size measurement)."""
+    from conftest import need_shared
+    from sapnet_export.images import read_image
+    from sapnet_export.tiling import run_tiled_shared_pooling
+
+    model, info = load_weights(str(official_checkpoint))
+    runner = TorchRunner(model, info, device="cpu")
+    batch = np.ascontiguousarray(read_image(need_shared("data/rain100l/input/100.png"))[None, :, :160, :224])
+    whole = runner.run(batch)
+    alone = psnr(whole, run_tiled(runner.run, batch, (96, 96), 32))
+    shared = psnr(whole, run_tiled_shared_pooling(runner.run_tiles, batch, (96, 96), 32))
+    assert alone < 50 < shared and shared > alone + 10, (shared, alone)
+    with pytest.raises(InputError, match="one frame at a time"):
+        run_tiled_shared_pooling(runner.run_tiles, np.concatenate([batch, batch]), (96, 96), 32)

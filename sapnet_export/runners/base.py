@@ -41,6 +41,23 @@ class Runner(abc.ABC):
     """
 
     info: RunnerInfo
+    #: Largest frame (H, W) the Runner takes, e.g. an engine's optimization profile maximum; None: any.
+    #: ``run`` cuts larger frames into tiles of at most this size (:func:`sapnet_export.tiling.plan_tile`).
+    max_frame: tuple[int, int] | None = None
+
+    #: Whether :meth:`run_tiles` is implemented: the tiles of a frame run as one batch whose channel
+    #: attention pools over the whole frame (README "Tiling"). Exported graphs pool per input: False.
+    shared_pooling = False
+
+    def run_tiles(self, tiles: np.ndarray, pool_weights: np.ndarray) -> np.ndarray:
+        """Derain the tiles of one frame, float32 [T, 3, h, w], as one batch whose channel attention
+        pools with ``pool_weights`` (float32 [T, 1, h, w], summing to 1 over the frame); returns float32
+        [T, 3, h, w]. See :func:`sapnet_export.tiling.run_tiled_shared_pooling`.
+
+        Raises:
+            NotImplementedError: the backend cannot (:attr:`shared_pooling` is False).
+        """
+        raise NotImplementedError(f"{self.info.backend}: its graph pools each input on its own")
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Derain ``batch`` (float32 [N, 3, H, W], C-contiguous is not required).

@@ -78,6 +78,7 @@ class TensorRTRunner(Runner):
         self._torch = torch
         self.path, self.sidecar, self.api = path, sidecar, api
         self.profile = Profile.from_json(sidecar["profile"])
+        self.max_frame = (self.profile.max[2], self.profile.max[3])
         self.context = self.engine.create_execution_context()
         self.device = torch.device("cuda", 0)
         self.stream = torch.cuda.Stream(device=self.device)
