@@ -60,6 +60,11 @@ class FrameSource(abc.ABC):
     def close(self) -> None:
         """Release the source (idempotent)."""
 
+    @property
+    def size(self) -> tuple[int, int] | None:
+        """Frame size (H, W) as the source declares it before decoding (None when it does not)."""
+        return None
+
 
 class ImageFolderSource(FrameSource):
     """Image files (a folder, recursively, in natural order, or one file); an unreadable file is a
@@ -67,6 +72,15 @@ class ImageFolderSource(FrameSource):
 
     def __init__(self, items: list[tuple[Path, Path]], description: str) -> None:
         self.items, self.description, self.fps = items, description, None
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        """(H, W) of the first image; None when it cannot be read."""
+        try:
+            with Image.open(self.items[0][0]) as image:
+                return image.height, image.width
+        except (OSError, IndexError):
+            return None
 
     def __iter__(self) -> Iterator[Frame]:
         for index, (path, _) in enumerate(self.items):
@@ -114,6 +128,12 @@ class AVSource(FrameSource):
             for frame in frames:
                 yield Frame(index, frame.to_ndarray(format="rgb24"))
                 index += 1
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        """(H, W) from the stream's codec parameters (None when the container does not say)."""
+        context = self.stream.codec_context
+        return (context.height, context.width) if context.height and context.width else None
 
     def close(self) -> None:
         self.container.close()

@@ -215,3 +215,16 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
     damage_int8_scale(files["int8"], root / "damaged.onnx")
     files["damaged"] = root / "damaged.onnx"
     return files
+
+
+@pytest.fixture(scope="session")
+def tiny_configs(tiny_models, tmp_path_factory) -> Path:
+    """Real bench reports of the tiny 2-stage checkpoint at 1 and 2 stages (torch and ONNX fp32), timed
+    at 24x32: one ``bench --stages 1-2`` writing ``k1.json`` and ``k2.json`` into one folder."""
+    root = tmp_path_factory.mktemp("configs")
+    code, output = invoke_cli("bench", "--weights", tiny_models["checkpoint"], "--data", tiny_models["data"],
+                              "--gt", tiny_models["gt"], "--stages", "1-2", "--formats", "torch,onnx",
+                              "--workdir", root / "work", "--log", root / "bench.log", "--json", root,
+                              "--runs", "2", "--sizes", "24x32")
+    assert code == 0, output
+    return root

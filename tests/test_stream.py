@@ -79,3 +79,16 @@ def test_sinks_by_output_kind(tmp_path):
     video = open_sink(tmp_path / "v.mkv", None)
     assert isinstance(video, VideoSink) and video.fps == 25.0
     video.abort()
+
+
+def test_sources_declare_their_frame_size_before_decoding(tmp_path):
+    """--target-fps chooses a configuration for the frame size before the first frame is decoded."""
+    video = open_source(write_video(tmp_path / "in.mp4", _frames(2, 20, 24)))
+    assert video.size == (20, 24)
+    video.close()
+    (tmp_path / "frames").mkdir()
+    write_rgb(tmp_path / "frames" / "a.png", 17, 29)
+    assert open_source(tmp_path / "frames").size == (17, 29)
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "a.png").write_bytes(b"not a png")
+    assert open_source(tmp_path / "broken").size is None

@@ -36,8 +36,9 @@ WeightsOpt = Annotated[str, typer.Option(
     "--weights", "-w", help="Checkpoint path, 'default' (the toolkit's own weights, shipped in the "
     "package; offline) or 'official' (published SAPNet Model11; $SAPNET_WEIGHTS, torch hub cache, "
     "or download; sha256-verified).")]
-BackendOpt = Annotated[str, typer.Option(
-    "--backend", "-b", help="torch | onnxruntime | tensorrt | tensorrt-rtx (engines need a GPU).")]
+#: ``--backend`` help, shared by the commands that take one.
+BACKEND_HELP = "torch | onnxruntime | tensorrt | tensorrt-rtx (engines need a GPU)."
+BackendOpt = Annotated[str, typer.Option("--backend", "-b", help=BACKEND_HELP)]
 ModelOpt = Annotated[Optional[str], typer.Option(
     "--model", "-m", help="Model file for file-based backends (.onnx; .engine for tensorrt).")]
 DeviceOpt = Annotated[Optional[str], typer.Option(

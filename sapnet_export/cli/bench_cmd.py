@@ -8,7 +8,26 @@ from typing import Annotated, Optional
 import typer
 
 from . import _results as shared
-from ._app import StagesOpt, WeightsOpt, app, console, load_calibration_warning_if_stale
+from ..errors import InputError
+from ._app import WeightsOpt, app, console, load_calibration_warning_if_stale
+
+
+def parse_stage_list(text: str) -> list[int]:
+    """``--stages`` of bench: ``6``, ``1-6`` or ``1,3,6`` -> sorted distinct stage counts in 1..6.
+
+    Raises:
+        InputError: anything else.
+    """
+    values: set[int] = set()
+    try:
+        for part in text.split(","):
+            low, _, high = part.strip().partition("-")
+            values.update(range(int(low), int(high or low) + 1))
+    except ValueError:
+        values = set()
+    if not values or min(values) < 1 or max(values) > 6:
+        raise InputError(f"--stages {text!r}: expected K, K1-K2 or K1,K2,... within 1..6")
+    return sorted(values)
 
 
 @app.command("bench")
@@ -16,7 +35,10 @@ def bench_command(
     data: shared.DataOpt,
     gt: shared.GtOpt = None,
     weights: WeightsOpt = "default",
-    stages: StagesOpt = None,
+    stages: Annotated[Optional[str], typer.Option(
+        "--stages", help="Recurrent stages: K, or several (1-6, 2,4,6): one bench per K, each into "
+        "WORKDIR/kK with --json/--report naming a folder that gets kK.json / kK/ (the --configs of "
+        "'run --target-fps'). Default: all the checkpoint has.")] = None,
     calib: Annotated[Optional[Path], typer.Option(
         "--calib", help="Calibration set for the int8 formats (without it they are rows that failed).")] = None,
     formats: Annotated[Optional[str], typer.Option(
@@ -37,17 +59,35 @@ def bench_command(
     """Make each format from the weights (ONNX fp32/fp16/int8, engines on a GPU), verify it against
     PyTorch fp32 on --data (fidelity; quality with --gt), time it, and print one row per format. Exit 0
     even when a format fails its gates (the table says so); 2 on usage or input errors."""
-    from ..bench import append_log, check_held_out, make_targets, parse_formats
-    from ..runners.torch_runner import TorchRunner
+    from ..bench import check_held_out, parse_formats
     from ..trt_api import current_gpu
     from ..weights import load_weights
 
     gpu = current_gpu() is not None
     names = parse_formats(formats, gpu=gpu)
+    sweep = parse_stage_list(stages) if stages else [None]
     calibration = load_calibration_warning_if_stale(calib) if calib is not None else None
     items, unmatched = shared.discover_with_ground_truth(data, gt, limit)
     check_held_out(items, calibration)
     model, info = load_weights(weights)
+    if sweep[-1] is not None and sweep[-1] > model.stages:
+        raise InputError(f"--stages {stages}: {info.name} has {model.stages} stages")
+    for k in sweep:
+        several = len(sweep) > 1
+        _bench_once(model, info, k, names, calibration, items, unmatched, gpu=gpu,
+                    workdir=workdir / f"k{k}" if several else workdir,
+                    json_path=json_path / f"k{k}.json" if several and json_path else json_path,
+                    report=report / f"k{k}" if several and report else report, log=log,
+                    options=dict(data=data, gt=gt, min_psnr=min_psnr, max_quality_drop=max_quality_drop,
+                                 sizes=sizes, runs=runs, duration=duration))
+
+
+def _bench_once(model, info, stages, names, calibration, items, unmatched, *, gpu, workdir,  # noqa: ANN001
+                json_path, report, log, options) -> None:
+    """One bench at ``stages``: make the formats, verify and time them, print and write the results."""
+    from ..bench import append_log, make_targets
+    from ..runners.torch_runner import TorchRunner
+
     reference = TorchRunner(model, info, stages=stages, device="cpu")
     console.print(f"reference: torch fp32 on the CPU, {info.name} (sha256 {info.sha256[:12]}), "
                   f"{reference.info.stages} stages; {len(items)} images; formats: {', '.join(names)}")
@@ -57,10 +97,9 @@ def bench_command(
     for target in targets:
         console.print(f"{target.name}: " + (f"[red]failed[/] {target.reason}" if target.status == "failed"
                                            else f"{target.file or 'PyTorch'} ({target.backend} {target.precision})"))
-    verification = shared.run(reference, info.sha256, targets, items, data=data, gt=gt,
-                              min_psnr=min_psnr, max_quality_drop=max_quality_drop, sizes=sizes,
-                              runs=runs, duration=duration, unmatched=unmatched)
-    shared.finish(verification, f"bench: {len(items)} images, {verification.payload['machine']['cpu']}",
+    verification = shared.run(reference, info.sha256, targets, items, unmatched=unmatched, **options)
+    shared.finish(verification, f"bench: {reference.info.stages} stages, {len(items)} images, "
+                                f"{verification.payload['machine']['cpu']}",
                   json_path, report)
     append_log(log, verification.payload)
     console.print(f"appended a line to {log}")

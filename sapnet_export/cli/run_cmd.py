@@ -13,7 +13,8 @@ from rich.table import Table
 from ..errors import InputError
 from ..latency import parse_sizes
 from ..tiling import DEFAULT_OVERLAP
-from ._app import BackendOpt, DeviceOpt, ModelOpt, StagesOpt, WeightsOpt, app, console, err_console
+from ._app import BACKEND_HELP, DeviceOpt, ModelOpt, StagesOpt, WeightsOpt, app, console, err_console
+from ._budget import choose_for_source
 
 
 def _tile(text: str | None) -> tuple[int, int] | None:
@@ -25,6 +26,29 @@ def _tile(text: str | None) -> tuple[int, int] | None:
     return sizes[0]
 
 
+def _say_tiling(size: tuple[int, int] | None, tile: tuple[int, int] | None, runner, overlap: int) -> None:  # noqa: ANN001
+    """Say when frames will be tiled, why, and what tiling costs this network (README 'Tiling')."""
+    from ..tiling import plan_tile
+
+    limit = runner.max_frame
+    if size is None:
+        return
+    plan = plan_tile(*size, tile, limit)
+    if plan is None:
+        return
+    if limit is not None and plan != tile:
+        console.print(f"frames {size[0]}x{size[1]} exceed the engine's optimization profile (max "
+                      f"{limit[0]}x{limit[1]}): tiles of at most {plan[0]}x{plan[1]}, overlap {overlap}")
+    if runner.shared_pooling:
+        console.print(f"tiles run as one batch whose channel attention pools over the whole frame "
+                      f"({runner.info.backend}; README 'Tiling')")
+    else:
+        err_console.print(f"[yellow]note:[/] {runner.info.backend} runs each tile alone: SAPNet's channel "
+                          "attention then averages over the tile, not the frame, so the output differs "
+                          "from the whole frame's beyond what the overlap hides (measured in README "
+                          "'Tiling'); the torch backend shares the frame's pooling across tiles")
+
+
 @app.command("run")
 def run_command(
     source: Annotated[str, typer.Argument(help="Video file, image folder, /dev/videoN or a stream "
@@ -32,7 +56,9 @@ def run_command(
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", help="Video file (.mp4, .mkv, .mov, .avi: H.264) or a folder of PNGs; "
         "omit to measure only.")] = None,
-    backend: BackendOpt = "torch",
+    backend: Annotated[Optional[str], typer.Option(
+        "--backend", "-b", help=BACKEND_HELP + " Default: torch; with --target-fps, limits the choice "
+        "to this backend.")] = None,
     model: ModelOpt = None,
     weights: WeightsOpt = "default",
     stages: StagesOpt = None,
@@ -42,6 +68,12 @@ def run_command(
     overlap: Annotated[int, typer.Option(
         "--overlap", min=0, help="Pixels shared by neighbouring tiles (default: measured, see "
         "README 'Tiling').")] = DEFAULT_OVERLAP,
+    target_fps: Annotated[Optional[float], typer.Option(
+        "--target-fps", min=0.001, help="Choose backend, precision and stages among the --configs "
+        "measured on this machine: the least quality loss that reaches F frames/s (else the fastest).")] = None,
+    configs: Annotated[Optional[list[Path]], typer.Option(
+        "--configs", help="Bench reports or folders of them ('sapnet-export bench --gt G --stages 1-6 "
+        "--json engines/configs'), for --target-fps; repeatable.")] = None,
     max_frames: Annotated[Optional[int], typer.Option(
         "--max-frames", min=1, help="Stop after this many frames.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output.")] = False,
@@ -55,9 +87,19 @@ def run_command(
     tile_size = _tile(tile)
     if output is not None and output.exists() and not force and output.is_file():
         raise InputError(f"{output}: exists; pass --force to replace it")
+    if target_fps is None and configs:
+        raise InputError("--configs is read only with --target-fps F")
+    if target_fps is not None and (model is not None or stages is not None):
+        raise InputError("--target-fps chooses the model and the stages from --configs; drop --model/--stages "
+                         "(or drop --target-fps to run them as given)")
     src = open_source(source)
     try:
-        runner = create_runner(backend, model=model, weights=weights, stages=stages, device=device)
+        if target_fps is not None:
+            runner = choose_for_source(src, target_fps, configs or [], backend=backend, weights=weights,
+                                       device=device, tile=tile_size, overlap=overlap)
+        else:
+            runner = create_runner(backend or "torch", model=model, weights=weights, stages=stages,
+                                   device=device)
         info = runner.info
         sink = open_sink(output, src.fps)
         console.print(f"source {src.description} ({'live' if src.live else 'file'}"
@@ -65,6 +107,7 @@ def run_command(
         console.print(f"backend {info.backend}, precision {info.precision}, device {info.device}, "
                       f"{info.stages} stages, model {info.model}"
                       + (f", tiles {tile_size[0]}x{tile_size[1]} overlap {overlap}" if tile_size else ""))
+        _say_tiling(src.size, tile_size, runner, overlap)
         with Progress(TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console,
                       transient=True) as progress:
             task = progress.add_task("starting")
@@ -94,6 +137,7 @@ def run_command(
                        ("fps reached (end to end)", f"{stats.fps:.2f}"),
                        ("tiles per frame", str(stats.tiles_per_frame)),
                        ("backend / precision / device", f"{info.backend} / {info.precision} / {info.device}"),
+                       ("stages", str(info.stages)),
                        ("output", sink.description)):
         table.add_row(key, value)
     console.print(table)

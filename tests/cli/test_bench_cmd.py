@@ -21,3 +21,31 @@ def test_bench_rows_json_log_and_report(tiny_models, tmp_path):
     log = (tmp_path / "bench.log").read_text().splitlines()
     assert len(log) == 1 and json.loads(log[0])["formats"]["onnx"]["status"] == "ok"
     assert (tmp_path / "report" / "latency.png").is_file()
+
+
+def test_stage_lists():
+    import pytest
+
+    from sapnet_export.cli.bench_cmd import parse_stage_list
+    from sapnet_export.errors import InputError
+
+    assert parse_stage_list("6") == [6]
+    assert parse_stage_list("1-3,6") == [1, 2, 3, 6]
+    assert parse_stage_list("4,2,2") == [2, 4]
+    for bad in ("0", "7", "1-9", "a", "", "-1"):
+        with pytest.raises(InputError, match="--stages"):
+            parse_stage_list(bad)
+
+
+def test_a_stage_sweep_writes_a_report_per_stage_count(tiny_configs):
+    for k in (1, 2):
+        payload = json.loads((tiny_configs / f"k{k}.json").read_text())
+        assert payload["reference"]["stages"] == k
+        assert (tiny_configs / "work" / f"k{k}" / "onnx.onnx").is_file()
+    assert len((tiny_configs / "bench.log").read_text().splitlines()) == 2
+
+
+def test_a_stage_sweep_beyond_the_checkpoint_is_refused(tiny_models, tmp_path):
+    code, output = invoke("bench", "--weights", tiny_models["checkpoint"], "--data", tiny_models["data"],
+                          "--stages", "1-3", "--formats", "torch", "--runs", "0", "--log", tmp_path / "l")
+    assert code == 2 and "has 2 stages" in output

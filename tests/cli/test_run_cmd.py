@@ -1,4 +1,4 @@
-from conftest import invoke_cli as invoke
+from conftest import invoke_cli as invoke, write_rgb
 from sapnet_export.stream import open_source
 from test_stream import _frames, write_video
 
@@ -20,6 +20,7 @@ def test_run_with_onnxruntime_tiles_and_measure_only(tmp_path, tiny_onnx):
     assert code == 0, output
     assert "onnxruntime / fp32 / cpu" in output and "nothing (measure only)" in output
     assert "tiles 24x24 overlap 8" in output
+    assert "onnxruntime runs each tile alone" in output  # what tiling costs there, said
 
 
 def test_run_errors_exit_2(tmp_path, tiny_checkpoint):
@@ -31,3 +32,36 @@ def test_run_errors_exit_2(tmp_path, tiny_checkpoint):
     assert code == 2 and "--force" in output and (tmp_path / "out.mp4").read_bytes() == b"keep me"
     code, output = invoke("run", source, "--tile", "big", "--weights", tiny_checkpoint)
     assert code == 2 and "--tile 'big'" in output
+
+
+def test_run_target_fps_chooses_a_measured_configuration(tmp_path, tiny_models, tiny_configs):
+    source = tmp_path / "frames"
+    source.mkdir()
+    for n in range(2):
+        write_rgb(source / f"{n}.png", 24, 32, seed=n)
+    code, output = invoke("run", source, "--target-fps", "0.001", "--configs", tiny_configs,
+                          "--weights", tiny_models["checkpoint"])
+    assert code == 0, output
+    assert "configurations measured on this machine" in output and "chose " in output
+    assert "0.001" in output and "frames written" in output
+    code, output = invoke("run", source, "--target-fps", "1e9", "--configs", tiny_configs,
+                          "--weights", tiny_models["checkpoint"], "--backend", "onnxruntime")
+    assert code == 0, output
+    assert "no measured configuration reaches 1e+09 fps" in output
+    assert "not considered: torch, 1 stage: not --backend onnxruntime" in output
+    assert "onnxruntime / fp32 / cpu" in output
+
+
+def test_run_target_fps_usage_errors(tmp_path, tiny_models, tiny_configs):
+    source = tmp_path / "frames"
+    source.mkdir()
+    write_rgb(source / "0.png", 24, 32)
+    code, output = invoke("run", source, "--target-fps", "5", "--weights", tiny_models["checkpoint"])
+    assert code == 2 and "--target-fps needs --configs" in output
+    code, output = invoke("run", source, "--target-fps", "5", "--configs", tiny_configs, "--stages", "1")
+    assert code == 2 and "drop --model/--stages" in output
+    code, output = invoke("run", source, "--configs", tiny_configs)
+    assert code == 2 and "only with --target-fps" in output
+    code, output = invoke("run", source, "--target-fps", "5", "--configs", tiny_configs, "--backend", "torch")
+    assert code == 2 and "torch, 1 stage: measured with weights sha256" in output \
+        and "no usable measured configuration" in output
