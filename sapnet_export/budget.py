@@ -103,7 +103,9 @@ class Choice:
         met: whether it reaches ``target_fps`` (False: none does, it is the fastest).
         candidates: every usable configuration, fastest first.
         excluded: (label, reason) of configurations that cannot be chosen.
-        reference_psnr_y: Y-PSNR of the full model in PyTorch fp32 (the quality-loss reference).
+        reference_psnr_y: Y-PSNR of the quality-loss reference: PyTorch fp32 with the most stages
+            measured (the most stages of any configuration when no PyTorch row was measured);
+            ``reference`` is its label.
         target_fps, frame: the target and the frame size (H, W); ``pixels`` run per frame (tiles included).
     """
 
@@ -112,6 +114,7 @@ class Choice:
     candidates: list[Candidate]
     excluded: list[tuple[str, str]]
     reference_psnr_y: float
+    reference: str
     target_fps: float
     frame: tuple[int, int]
     pixels: int
@@ -129,8 +132,7 @@ class Choice:
         return (f"chose {c.config.label} ({c.config.backend} {c.config.precision}): {c.fps:.2f} fps at {size} "
                 f"({how}) >= {self.target_fps:g}, and the highest Y-PSNR of the {meeting} configuration"
                 f"{'s' if meeting > 1 else ''} that reach it: {c.config.psnr_y:.2f} dB, "
-                f"{c.quality_loss_db:+.2f} dB below the full model in PyTorch fp32 "
-                f"({self.reference_psnr_y:.2f} dB)")
+                f"{c.quality_loss_db:+.2f} dB below {self.reference} ({self.reference_psnr_y:.2f} dB)")
 
 
 def _read_report(path: Path) -> dict:
@@ -264,4 +266,6 @@ def choose(configs: Sequence[Configuration], target_fps: float, frame: tuple[int
     meeting = [c for c in candidates if c.meets]
     chosen = max(meeting, key=lambda c: (c.config.psnr_y, c.fps)) if meeting else candidates[0]
     return Choice(chosen=chosen, met=bool(meeting), candidates=candidates, excluded=list(excluded),
-                  reference_psnr_y=reference.psnr_y, target_fps=target_fps, frame=frame, pixels=pixels)
+                  reference_psnr_y=reference.psnr_y,
+                  reference=f"{reference.label} ({reference.backend} {reference.precision})",
+                  target_fps=target_fps, frame=frame, pixels=pixels)

@@ -50,6 +50,7 @@ def test_quality_loss_is_against_full_model_in_pytorch():
     choice = choose(configs, 1.0, (100, 200))
     assert choice.reference_psnr_y == 32.6 and choice.chosen.config.name == "onnx-int8-cpu"
     assert choice.chosen.quality_loss_db == pytest.approx(0.3)
+    assert "0.30 dB below torch, 6 stages (torch fp32) (32.60 dB)" in choice.explain()
 
 
 def test_choose_errors():

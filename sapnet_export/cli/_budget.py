@@ -53,12 +53,12 @@ def choose_for_source(src: FrameSource, target_fps: float, configs: list[Path], 
         raise InputError(f"{src.description}: the source does not give its frame size before decoding, "
                          "which --target-fps needs; run with --backend/--model/--stages instead")
     found, excluded = load_configurations(configs, machine_info())
-    checkpoint = load_weights(weights)[1]
+    checkpoint = load_weights(weights)[1] if any(c.backend == "torch" for c in found) else None
     usable = []
     for config in found:
         if backend is not None and config.backend != backend:
             excluded.append((config.label, f"not --backend {backend}"))
-        elif config.backend == "torch" and config.weights_sha256 != checkpoint.sha256:
+        elif checkpoint is not None and config.backend == "torch" and config.weights_sha256 != checkpoint.sha256:
             excluded.append((config.label, f"measured with weights sha256 {config.weights_sha256[:12]}, "
                                            f"--weights {weights} is {checkpoint.sha256[:12]}"))
         else:
