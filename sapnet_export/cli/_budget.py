@@ -15,14 +15,13 @@ from ._app import console
 
 def _pixels(size: tuple[int, int], tile: tuple[int, int] | None, overlap: int) -> int:
     """Pixels the model runs per frame: the frame, or the total area of its tiles."""
-    from ..tiling import axis_starts, plan_tile
+    from ..tiling import plan_tile, tile_count
 
     plan = plan_tile(*size, tile, None)
     if plan is None:
         return size[0] * size[1]
-    rows = len(axis_starts(size[0], plan[0], overlap)) * min(plan[0], size[0])
-    cols = len(axis_starts(size[1], plan[1], overlap)) * min(plan[1], size[1])
-    return rows * cols
+    # every tile of an axis has the same size (tiling.axis_starts spreads them over the frame)
+    return tile_count(*size, plan, overlap) * min(plan[0], size[0]) * min(plan[1], size[1])
 
 
 def choose_for_source(src: FrameSource, target_fps: float, configs: list[Path], *, backend: str | None,

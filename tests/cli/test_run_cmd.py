@@ -65,3 +65,11 @@ def test_run_target_fps_usage_errors(tmp_path, tiny_models, tiny_configs):
     code, output = invoke("run", source, "--target-fps", "5", "--configs", tiny_configs, "--backend", "torch")
     assert code == 2 and "torch, 1 stage: measured with weights sha256" in output \
         and "no usable measured configuration" in output
+
+
+def test_target_fps_counts_the_pixels_of_the_tiles():
+    from sapnet_export.cli._budget import _pixels
+
+    assert _pixels((100, 100), None, 64) == 10000
+    assert _pixels((321, 481), (160, 160), 64) == 15 * 160 * 160
+    assert _pixels((321, 481), (400, 400), 64) == 321 * 2 * 400  # one row of two tiles, each 321 high
