@@ -146,27 +146,33 @@ def _read_report(path: Path) -> dict:
     return payload
 
 
-def report_files(paths: Sequence[Path]) -> list[Path]:
-    """Expand ``--configs``: files as given, folders to their ``*.json`` files that are bench reports
-    (sorted). Raises InputError for a missing path or a folder without reports."""
-    files = []
+def read_reports(paths: Sequence[Path]) -> list[tuple[Path, dict]]:
+    """Expand ``--configs`` and read each report once: files as given, folders to their ``*.json``
+    files that are bench reports (sorted; other JSON files there are skipped).
+
+    Returns:
+        (path, payload) per report.
+
+    Raises:
+        InputError: a missing path, a folder without reports, or a given file that is not a report.
+    """
+    reports = []
     for path in paths:
         if path.is_dir():
             found = []
             for candidate in sorted(path.glob("*.json")):
                 try:
-                    _read_report(candidate)
+                    found.append((candidate, _read_report(candidate)))
                 except InputError:
                     continue
-                found.append(candidate)
             if not found:
                 raise InputError(f"{path}: no bench report (*.json from 'sapnet-export bench --json') in it")
-            files += found
+            reports += found
         elif path.is_file():
-            files.append(path)
+            reports.append((path, _read_report(path)))
         else:
             raise InputError(f"{path}: no such file or folder")
-    return files
+    return reports
 
 
 def load_configurations(paths: Sequence[Path], machine: dict) -> tuple[list[Configuration], list[tuple[str, str]]]:
@@ -185,8 +191,7 @@ def load_configurations(paths: Sequence[Path], machine: dict) -> tuple[list[Conf
             different images, or one without ground truth (no quality to compare).
     """
     configs, excluded, dataset = [], [], None
-    for path in report_files(paths):
-        payload = _read_report(path)
+    for path, payload in read_reports(paths):
         measured_on = payload.get("machine") or {}
         if measured_on != machine:
             raise InputError(f"{path}: measured on {_machine_text(measured_on)}, not on this machine "

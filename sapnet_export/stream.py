@@ -10,6 +10,7 @@ encoding with libx264. Frames are uint8 [H, W, 3] RGB in this module.
 from __future__ import annotations
 
 import abc
+import functools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -73,9 +74,9 @@ class ImageFolderSource(FrameSource):
     def __init__(self, items: list[tuple[Path, Path]], description: str) -> None:
         self.items, self.description, self.fps = items, description, None
 
-    @property
+    @functools.cached_property
     def size(self) -> tuple[int, int] | None:
-        """(H, W) of the first image; None when it cannot be read."""
+        """(H, W) of the first image (its header, read once); None when it cannot be read."""
         try:
             with Image.open(self.items[0][0]) as image:
                 return image.height, image.width

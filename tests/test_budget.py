@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from sapnet_export.budget import Configuration, choose, load_configurations, report_files
+from sapnet_export.budget import Configuration, choose, load_configurations, read_reports
 from sapnet_export.errors import InputError
 from sapnet_export.machine import machine_info
 
@@ -21,7 +21,7 @@ def test_load_reads_every_row_of_real_reports(tiny_configs):
     for config in configs:
         assert (24, 32) in config.latency_ms and config.latency_ms[(24, 32)] > 0
         assert config.file is None if config.name == "torch" else config.file.is_file()
-    assert report_files([tiny_configs]) == [tiny_configs / "k1.json", tiny_configs / "k2.json"]
+    assert [path for path, _ in read_reports([tiny_configs])] == [tiny_configs / "k1.json", tiny_configs / "k2.json"]
 
 
 def test_choose_most_quality_that_reaches_the_target():

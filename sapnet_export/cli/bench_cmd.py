@@ -72,8 +72,8 @@ def bench_command(
     model, info = load_weights(weights)
     if sweep[-1] is not None and sweep[-1] > model.stages:
         raise InputError(f"--stages {stages}: {info.name} has {model.stages} stages")
+    several = len(sweep) > 1
     for k in sweep:
-        several = len(sweep) > 1
         _bench_once(model, info, k, names, calibration, items, unmatched, gpu=gpu,
                     workdir=workdir / f"k{k}" if several else workdir,
                     json_path=json_path / f"k{k}.json" if several and json_path else json_path,

@@ -25,6 +25,8 @@ class TorchRunner(Runner):
             ``stages`` is out of range.
     """
 
+    shared_pooling = True
+
     def __init__(self, model: SAPNet, weights: WeightsInfo, stages: int | None = None,
                  device: str = "cpu") -> None:
         if device.startswith("cuda") and not torch.cuda.is_available():
@@ -34,7 +36,6 @@ class TorchRunner(Runner):
         except ValueError as exc:
             raise InputError(str(exc)) from exc
         self.device = torch.device(device)
-        self.weights = weights
         self.model = model.to(self.device).eval()
         self.info = RunnerInfo(
             backend="torch", precision="fp32",
@@ -51,16 +52,12 @@ class TorchRunner(Runner):
         net, info = load_weights(weights)
         return cls(net, info, stages=stages, device=device or "cpu")
 
-    shared_pooling = True
-
-    def _run(self, batch: np.ndarray) -> np.ndarray:
+    def _run(self, batch: np.ndarray, pool_weights: np.ndarray | None = None) -> np.ndarray:
         with torch.inference_mode():
-            out = self.model(torch.from_numpy(batch).to(self.device), stages=self.stages)
+            weights = None if pool_weights is None else torch.from_numpy(pool_weights).to(self.device)
+            out = self.model(torch.from_numpy(batch).to(self.device), stages=self.stages, pool_weights=weights)
         return out.float().cpu().numpy()
 
     def run_tiles(self, tiles: np.ndarray, pool_weights: np.ndarray) -> np.ndarray:
         """The tiles of one frame as one batch with shared channel-attention pooling (base class)."""
-        with torch.inference_mode():
-            out = self.model(torch.from_numpy(np.ascontiguousarray(tiles)).to(self.device), stages=self.stages,
-                             pool_weights=torch.from_numpy(pool_weights).to(self.device))
-        return out.float().cpu().numpy()
+        return self._run(np.ascontiguousarray(tiles), pool_weights)
