@@ -20,7 +20,7 @@ from pathlib import Path
 from . import __version__
 from .errors import CheckFailed, InputError
 from .fileio import atomic_output, sha256_file, to_json
-from .onnx_meta import INPUT_NAME, OUTPUT_NAME, graph_precision, load_onnx, metadata
+from .onnx_meta import INPUT_NAME, POOL_WEIGHTS_NAME, check_io, graph_precision, load_onnx, metadata
 from .qdq_rules import tensorrt_qdq_violations
 from .sidecar import SIDECAR_FORMAT, Profile, sidecar_path
 from .trt_api import Gpu, TrtApi, choose_builder, collecting_logger, current_gpu, rtx_capability
@@ -129,10 +129,10 @@ def _tensor_io(tensor: object, mode: str) -> dict:
 def _check_graph(onnx_path: Path) -> tuple[dict[str, str], str, tuple[int, ...] | None]:
     """Metadata, precision and static input shape (None if dynamic) of a SAPNet ONNX fit for TensorRT."""
     proto = load_onnx(onnx_path)
-    names = ([i.name for i in proto.graph.input], [o.name for o in proto.graph.output])
-    if names != ([INPUT_NAME], [OUTPUT_NAME]):
-        raise InputError(f"{onnx_path}: expected input {INPUT_NAME!r} and output {OUTPUT_NAME!r}, found "
-                         f"{names[0]} and {names[1]}; export it with 'sapnet-export onnx'")
+    if check_io(proto, onnx_path):
+        raise InputError(f"{onnx_path}: a shared-pooling export (input {POOL_WEIGHTS_NAME!r}, for ONNX "
+                         "Runtime); engines are built from plain exports: export again without "
+                         "--shared-pooling (an engine's tiles then pool on their own, README 'Tiling')")
     precision = graph_precision(proto)
     if any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in proto.graph.node):
         violations = tensorrt_qdq_violations(proto)

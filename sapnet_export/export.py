@@ -30,10 +30,12 @@ from .evaluation import HeldOutImage, ImageResult, evaluate, prepare_held_out, r
 from .fileio import atomic_output, to_json
 from .int8 import BudgetResult, Int8Session, Trial, describe_mix, meet_budget
 from .model import SAPNet
-from .onnx_meta import INPUT_NAME, OUTPUT_NAME
+from .onnx_meta import INPUT_NAME, OUTPUT_NAME, POOL_WEIGHTS_NAME, pooling_nodes
 from .precision import DEFAULT_MIN_PSNR_DB, PRECISIONS, to_fp16
 from .qdq_rules import check_tensorrt_qdq
+from .tiling import TileLayout
 from .quantize import DEFAULT_CALIB_METHOD, QDQ_PROFILES, check_int8_options, select_nodes
+from .runners.base import Runner
 from .runners.onnxruntime_runner import OnnxRuntimeRunner
 from .runners.torch_runner import TorchRunner
 from .weights import WeightsInfo
@@ -46,14 +48,15 @@ DEFAULT_OPSET = 17
 
 
 class _StagesWrapper(torch.nn.Module):
-    """Fixes the stage count so the exported graph takes only the image."""
+    """Fixes the stage count so the exported graph takes only the image (and, for a shared-pooling
+    export, the pool weights)."""
 
     def __init__(self, model: SAPNet, stages: int) -> None:
         super().__init__()
         self.model, self.stages = model, stages
 
-    def forward(self, rainy: torch.Tensor) -> torch.Tensor:
-        return self.model(rainy, stages=self.stages)
+    def forward(self, rainy: torch.Tensor, pool_weights: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model(rainy, stages=self.stages, pool_weights=pool_weights)
 
 
 @dataclass(frozen=True)
@@ -114,8 +117,14 @@ def _probe_inputs(static_hw: tuple[int, int] | None) -> list[tuple[str, np.ndarr
     return [(f"probe {'x'.join(map(str, s))}", rng.random(s, dtype=np.float32)) for s in shapes]
 
 
+#: ``pooling`` metadata of a plain and of a shared-pooling export.
+POOLING = {False: "per input (GlobalAveragePool per sample, as trained)",
+           True: f"shared: every CRA layer pools sum over N, H, W of x * {POOL_WEIGHTS_NAME} (float32 "
+                 "[N, 1, H, W], summing to 1 over the batch: the tiles of one frame)"}
+
+
 def build_metadata(info: WeightsInfo, stages: int, opset: int, static_hw: tuple[int, int] | None,
-                   command: str, precision: str = "fp32") -> dict[str, str]:
+                   command: str, precision: str = "fp32", shared_pooling: bool = False) -> dict[str, str]:
     """The ``metadata_props`` of an export: model, stages, precision, checkpoint, I/O, versions."""
     return {
         "model_name": "SAPNet derain network (WACV 2022)",
@@ -126,6 +135,7 @@ def build_metadata(info: WeightsInfo, stages: int, opset: int, static_hw: tuple[
         "checkpoint_sha256": info.sha256,
         "input_name": INPUT_NAME,
         "output_name": OUTPUT_NAME,
+        "pooling": POOLING[shared_pooling],
         "input_layout": "NCHW, RGB",
         "input_range": "float32 in [0, 1]",
         "output_range": "float32, not clipped; clip to [0, 1]",
@@ -139,27 +149,39 @@ def build_metadata(info: WeightsInfo, stages: int, opset: int, static_hw: tuple[
     }
 
 
-def to_onnx_proto(model: SAPNet, stages: int, opset: int,
-                  static_hw: tuple[int, int] | None) -> onnx.ModelProto:
+def to_onnx_proto(model: SAPNet, stages: int, opset: int, static_hw: tuple[int, int] | None,
+                  shared_pooling: bool = False) -> onnx.ModelProto:
     """Trace ``model`` at ``stages`` into an ONNX model (checked, shapes inferred).
 
     The graph: input ``rainy`` float32 [N, 3, H, W], output ``derained`` float32 [N, 3, H, W];
-    N, H, W are symbolic unless ``static_hw`` fixes [1, 3, H, W].
+    N, H, W are symbolic unless ``static_hw`` fixes [1, 3, H, W]. ``shared_pooling`` adds the input
+    ``pool_weights`` float32 [N, 1, H, W] and pools each CRA layer with it (``Mul`` and ``ReduceSum``
+    over N, H, W instead of ``GlobalAveragePool``; :data:`~sapnet_export.onnx_meta.POOL_WEIGHTS_NAME`).
 
     Raises:
-        InputError: ``opset`` outside ``MIN_OPSET..MAX_OPSET``.
+        InputError: ``opset`` outside ``MIN_OPSET..MAX_OPSET``; ``shared_pooling`` with ``static_hw``
+            (a static graph takes one frame, shared pooling a batch of tiles).
         onnx.checker.ValidationError: the traced graph is invalid (a bug, not a user error).
     """
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise InputError(f"--opset {opset}: choose {MIN_OPSET}..{MAX_OPSET}")
+    if shared_pooling and static_hw:
+        raise InputError("--shared-pooling runs the tiles of a frame as one batch, so N, H and W must "
+                         "stay dynamic: drop --static")
     wrapper = _StagesWrapper(model.eval(), stages)
     example = torch.rand(1, 3, *(static_hw or (64, 64)))
+    names = [INPUT_NAME]
     axes = None if static_hw else {INPUT_NAME: {0: "N", 2: "H", 3: "W"},
                                    OUTPUT_NAME: {0: "N", 2: "H", 3: "W"}}
+    args: tuple[torch.Tensor, ...] = (example,)
+    if shared_pooling:
+        args = (example, torch.full((1, 1, 64, 64), 1 / (64 * 64)))
+        names.append(POOL_WEIGHTS_NAME)
+        axes[POOL_WEIGHTS_NAME] = {0: "N", 2: "H", 3: "W"}
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-        torch.onnx.export(wrapper, (example,), buffer, input_names=[INPUT_NAME],
+        torch.onnx.export(wrapper, args, buffer, input_names=names,
                           output_names=[OUTPUT_NAME], opset_version=opset, dynamic_axes=axes,
                           do_constant_folding=True, dynamo=False)
     proto = onnx.load_from_string(buffer.getvalue())
@@ -172,6 +194,31 @@ def _probes(reference_runner: TorchRunner, static_hw: tuple[int, int] | None) ->
     """Random probe inputs with their PyTorch references (two shapes for a dynamic export)."""
     return [HeldOutImage(path=Path(name), name=name, image=batch, reference=reference_runner.run(batch))
             for name, batch in _probe_inputs(static_hw)]
+
+
+class _TilesProbe(Runner):
+    """Presents ``runner.run_tiles`` with fixed pool weights as ``run``, so :func:`evaluate` checks a
+    shared-pooling graph on the tiles of one frame as it checks whole frames."""
+
+    def __init__(self, runner: Runner, pool_weights: np.ndarray) -> None:
+        self.runner, self.pool_weights, self.info = runner, pool_weights, runner.info
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        return self.runner.run_tiles(batch, self.pool_weights)
+
+
+def _evaluate_tiles(runner: Runner, reference_runner: TorchRunner,
+                    on_row: Callable[[ImageResult], None] | None) -> list[ImageResult]:
+    """Fidelity of a shared-pooling graph on a random 72x88 frame cut into 4 tiles of 48x56
+    (overlap 24) and run as one batch, against PyTorch with the same pool weights."""
+    frame = np.random.default_rng(1).random((1, 3, 72, 88), dtype=np.float32)
+    layout = TileLayout(72, 88, (48, 56), 24)
+    tiles = np.concatenate([layout.crop(frame, i) for i in range(len(layout.windows))])
+    weights = layout.pool_weights()
+    name = f"probe tiles {len(layout.windows)}x48x56 (shared pooling)"
+    probe = HeldOutImage(path=Path(name), name=name, image=tiles,
+                         reference=reference_runner.run_tiles(tiles, weights))
+    return evaluate(_TilesProbe(runner, weights), [probe], on_row)
 
 
 def _check_options(precision: str, int8: Int8Options | None, items: Sequence[tuple[Path, Path]],
@@ -196,6 +243,7 @@ def _convert_int8(proto: onnx.ModelProto, held_out: list[HeldOutImage], options:
                   on_trial: Callable[[Trial], None] | None) -> tuple[onnx.ModelProto, BudgetResult]:
     """Quantize (meeting ``min_psnr_db`` when given), check TensorRT's rules, fill ``meta``."""
     keep = select_nodes(proto, options.keep_fp32) if options.keep_fp32 else []
+    keep += [name for name in pooling_nodes(proto) if name not in keep]
     session = Int8Session(proto, options.calibration.frames, held_out, profile=options.profile,
                           calib_method=options.method, keep_fp32=keep, on_trial=on_trial)
     try:
@@ -248,7 +296,8 @@ def export_onnx(model: SAPNet, info: WeightsInfo, output: str | os.PathLike, *,
                 static_hw: tuple[int, int] | None = None,
                 images: Sequence[Path | tuple[Path, Path]] = (), gt_dir: Path | None = None,
                 min_psnr_db: float | None = None, int8: Int8Options | None = None,
-                force: bool = False, command: str | None = None, require_held_out: bool = True,
+                shared_pooling: bool = False, force: bool = False, command: str | None = None,
+                require_held_out: bool = True,
                 on_row: Callable[[ImageResult], None] | None = None,
                 on_trial: Callable[[Trial], None] | None = None) -> ExportResult:
     """Export ``model`` to ONNX at ``output`` (fp32, fp16 or int8), verify it, then move it into place
@@ -268,6 +317,11 @@ def export_onnx(model: SAPNet, info: WeightsInfo, output: str | os.PathLike, *,
         precision: ``fp32``; ``fp16`` (float16 compute, float32 graph I/O;
             :func:`~sapnet_export.precision.to_fp16`); ``int8`` (QDQ, needs ``int8`` and ``images``).
         static_hw: fix the input to [1, 3, H, W]; None keeps N, H, W dynamic.
+        shared_pooling: add the ``pool_weights`` input (:func:`to_onnx_proto`) so that the tiles of a
+            frame, run as one batch, share its channel-attention pooling (README "Tiling"). The
+            pooling nodes stay float32 in fp16 and int8 graphs
+            (:func:`~sapnet_export.onnx_meta.pooling_nodes`); a random frame's tiles are checked
+            besides the whole-frame probes.
         images: held-out image files (or ``(path, relative)`` pairs from
             :func:`~sapnet_export.images.discover_images`); never calibration sources.
         gt_dir: ground-truth folder for Y-PSNR/SSIM (matched by relative path or file name).
@@ -303,11 +357,11 @@ def export_onnx(model: SAPNet, info: WeightsInfo, output: str | os.PathLike, *,
     held_out = prepare_held_out(reference_runner, items, gt_dir, exclude_sha256=exclude,
                                 required_hw=static_hw)
     start = time.perf_counter()
-    proto = to_onnx_proto(model, stages, opset, static_hw)
-    meta = build_metadata(info, stages, opset, static_hw, command, precision)
+    proto = to_onnx_proto(model, stages, opset, static_hw, shared_pooling)
+    meta = build_metadata(info, stages, opset, static_hw, command, precision, shared_pooling)
     budget = None
     if precision == "fp16":
-        proto, fp32_nodes, clamped = to_fp16(proto)
+        proto, fp32_nodes, clamped = to_fp16(proto, keep_fp32=pooling_nodes(proto))
         meta["fp32_nodes"] = ",".join(fp32_nodes) or "none"
         meta["fp16_clamped_weights"] = str(clamped)
     elif precision == "int8":
@@ -321,6 +375,8 @@ def export_onnx(model: SAPNet, info: WeightsInfo, output: str | os.PathLike, *,
         export_s = time.perf_counter() - start
         runner = OnnxRuntimeRunner(tmp, device="cpu")
         probes = evaluate(runner, _probes(reference_runner, static_hw), on_row)
+        if shared_pooling:
+            probes += _evaluate_tiles(runner, reference_runner, on_row)
         if budget is not None:
             # The chosen variant's graph, already measured on every held-out image; what was written
             # differs only in metadata.

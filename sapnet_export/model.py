@@ -70,19 +70,31 @@ class CRALayer(nn.Module):
         return x * self.sigmoid(y)
 
 
-def _residual_block(dilation: int) -> nn.Sequential:
+class ResidualBlock(nn.Sequential):
     """One progressive dilated unit: ``Conv 3x3, CRA, ReLU, Conv 3x3, CRA, ReLU`` at ``dilation``.
 
-    Padding equals the dilation, so H and W are kept (official ``res_convK``).
+    Padding equals the dilation, so H and W are kept (official ``res_convK``, an ``nn.Sequential``:
+    this subclass keeps its parameter names, ``res_conv1.0.weight`` ...). Shapes: float32 [N, 32, H, W]
+    in and out.
     """
-    return nn.Sequential(
-        nn.Conv2d(FEATURES, FEATURES, 3, 1, padding=dilation, dilation=dilation),
-        CRALayer(FEATURES, 16),
-        nn.ReLU(),
-        nn.Conv2d(FEATURES, FEATURES, 3, 1, padding=dilation, dilation=dilation),
-        CRALayer(FEATURES, 16),
-        nn.ReLU(),
-    )
+
+    def __init__(self, dilation: int) -> None:
+        super().__init__(
+            nn.Conv2d(FEATURES, FEATURES, 3, 1, padding=dilation, dilation=dilation),
+            CRALayer(FEATURES, 16),
+            nn.ReLU(),
+            nn.Conv2d(FEATURES, FEATURES, 3, 1, padding=dilation, dilation=dilation),
+            CRALayer(FEATURES, 16),
+            nn.ReLU(),
+        )
+
+    def forward(self, x: torch.Tensor, pool_weights: torch.Tensor | None = None) -> torch.Tensor:
+        """Run the layers in order, handing ``pool_weights`` (see :meth:`CRALayer.forward`) to the CRA
+        layers. Called as a module either way, so an exported graph keeps the node scopes
+        (``/model/res_conv3/...``) that the quantization groups are read from."""
+        for layer in self:
+            x = layer(x, pool_weights) if isinstance(layer, CRALayer) else layer(x)
+        return x
 
 
 class SAPNet(nn.Module):
@@ -115,11 +127,11 @@ class SAPNet(nn.Module):
         self.stages = int(stages)
         self.dilations = dilations
         self.conv0 = nn.Sequential(nn.Conv2d(6, FEATURES, 3, 1, 1), nn.ReLU())
-        self.res_conv1 = _residual_block(dilations[0])
-        self.res_conv2 = _residual_block(dilations[1])
-        self.res_conv3 = _residual_block(dilations[2])
-        self.res_conv4 = _residual_block(dilations[3])
-        self.res_conv5 = _residual_block(dilations[4])
+        self.res_conv1 = ResidualBlock(dilations[0])
+        self.res_conv2 = ResidualBlock(dilations[1])
+        self.res_conv3 = ResidualBlock(dilations[2])
+        self.res_conv4 = ResidualBlock(dilations[3])
+        self.res_conv5 = ResidualBlock(dilations[4])
         self.conv_i = nn.Sequential(nn.Conv2d(2 * FEATURES, FEATURES, 3, 1, 1), nn.Sigmoid())
         self.conv_f = nn.Sequential(nn.Conv2d(2 * FEATURES, FEATURES, 3, 1, 1), nn.Sigmoid())
         self.conv_g = nn.Sequential(nn.Conv2d(2 * FEATURES, FEATURES, 3, 1, 1), nn.Tanh())
@@ -168,7 +180,7 @@ class SAPNet(nn.Module):
             h = o * torch.tanh(c)
             x = h
             for block in (self.res_conv1, self.res_conv2, self.res_conv3, self.res_conv4, self.res_conv5):
-                x = F.relu(_run_block(block, x, pool_weights) + x)
+                x = F.relu(block(x, pool_weights) + x)
             x = self.conv(x) + rainy
             outputs.append(x)
         return outputs
@@ -181,19 +193,6 @@ class SAPNet(nn.Module):
         ``pool_weights``: see :meth:`forward_stages`.
         """
         return self.forward_stages(rainy, stages, pool_weights)[-1]
-
-
-def _run_block(block: nn.Sequential, x: torch.Tensor, pool_weights: torch.Tensor | None) -> torch.Tensor:
-    """One residual block; with ``pool_weights``, its layers in order, handing them to the CRA layers.
-
-    Without them the block is called as a module, so an exported graph keeps the node scopes
-    (``/model/res_conv3/...``) that the quantization groups are read from.
-    """
-    if pool_weights is None:
-        return block(x)
-    for layer in block:
-        x = layer(x, pool_weights) if isinstance(layer, CRALayer) else layer(x)
-    return x
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -10,6 +10,7 @@ with TensorRT-RTX's ONNX parser (its Conv layers come out float16). INT8 graphs 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import onnx
 
@@ -23,7 +24,7 @@ PRECISIONS = ("fp32", "fp16", "int8")
 DEFAULT_MIN_PSNR_DB = {"fp32": 80.0, "fp16": 60.0, "int8": 30.0}
 
 
-def to_fp16(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str], int]:
+def to_fp16(model: onnx.ModelProto, keep_fp32: Sequence[str] = ()) -> tuple[onnx.ModelProto, list[str], int]:
     """Convert an fp32 graph to float16 compute with float32 graph inputs and outputs.
 
     Uses ``onnxconverter_common.float16.convert_float_to_float16(keep_io_types=True)`` (the converter
@@ -35,6 +36,9 @@ def to_fp16(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str], int]:
 
     Args:
         model: an fp32 export of :func:`sapnet_export.export.to_onnx_proto`.
+        keep_fp32: node names left in float32 (the converter's ``node_block_list``; it casts around
+            them), e.g. the pooling nodes of a shared-pooling export
+            (:func:`~sapnet_export.onnx_meta.pooling_nodes`).
 
     Returns:
         ``(fp16 model, names of compute nodes still producing float32, clamped weight count)``;
@@ -49,7 +53,8 @@ def to_fp16(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str], int]:
         raise InputError("fp16 conversion needs an fp32 graph; this one has non-float32 weights")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        converted = float16.convert_float_to_float16(model, keep_io_types=True)
+        converted = float16.convert_float_to_float16(model, keep_io_types=True,
+                                                     node_block_list=list(keep_fp32) or None)
     clamped = sum("will be truncated" in str(w.message) for w in caught)
     converted = onnx.shape_inference.infer_shapes(converted, check_type=True, strict_mode=True)
     onnx.checker.check_model(converted, full_check=True)

@@ -40,7 +40,8 @@ import numpy as np
 import onnx
 
 from .errors import InputError
-from .onnx_meta import INPUT_NAME
+from .onnx_meta import INPUT_NAME, POOL_WEIGHTS_NAME
+from .tiling import whole_frame_pool_weights
 
 
 @dataclass(frozen=True)
@@ -142,10 +143,11 @@ def conv_macs(model: onnx.ModelProto, height: int = 64, width: int = 64) -> dict
     shapes from ONNX shape inference of the graph with its input fixed to that size.
     """
     fixed = copy.deepcopy(model)
-    dims = fixed.graph.input[0].type.tensor_type.shape.dim
-    for dim, value in zip(dims, (1, 3, height, width)):
-        dim.ClearField("dim_param")
-        dim.dim_value = value
+    for graph_input in fixed.graph.input:  # rainy [1, 3, H, W]; pool_weights [1, 1, H, W] if present
+        dims = graph_input.type.tensor_type.shape.dim
+        for dim, value in zip(dims, (1, 3 if graph_input.name == INPUT_NAME else 1, height, width)):
+            dim.ClearField("dim_param")
+            dim.dim_value = value
     del fixed.graph.value_info[:]
     for output in fixed.graph.output:
         output.type.tensor_type.ClearField("shape")
@@ -168,11 +170,15 @@ def conv_macs(model: onnx.ModelProto, height: int = 64, width: int = 64) -> dict
 
 class _FramesReader:
     """``CalibrationDataReader`` protocol: yields ``{"rainy": float32 [1, 3, H, W]}`` one frame at a time,
-    within the range last given to :meth:`set_range` (ONNX Runtime's strided calibration)."""
+    within the range last given to :meth:`set_range` (ONNX Runtime's strided calibration). For a
+    shared-pooling graph (``shared_pooling``), each frame comes with its whole-frame ``pool_weights``
+    (:func:`~sapnet_export.tiling.whole_frame_pool_weights`), so it is calibrated as it is trained."""
 
-    def __init__(self, frames: np.ndarray) -> None:
+    def __init__(self, frames: np.ndarray, shared_pooling: bool = False) -> None:
         self._frames = frames
         self._iter = iter(range(len(frames)))
+        self._extra = ({POOL_WEIGHTS_NAME: whole_frame_pool_weights(*frames.shape[2:])}
+                       if shared_pooling else {})
 
     def __len__(self) -> int:
         return len(self._frames)
@@ -182,7 +188,9 @@ class _FramesReader:
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         index = next(self._iter, None)
-        return None if index is None else {INPUT_NAME: np.ascontiguousarray(self._frames[index][None])}
+        if index is None:
+            return None
+        return {INPUT_NAME: np.ascontiguousarray(self._frames[index][None]), **self._extra}
 
 
 @contextlib.contextmanager
@@ -238,7 +246,8 @@ def quantize_int8(fp32_path: str | os.PathLike, output: str | os.PathLike, *, pr
     types = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}
     methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                "percentile": CalibrationMethod.Percentile}
-    reader = None if Path(cache_path).is_file() else _FramesReader(frames)
+    shared = POOL_WEIGHTS_NAME in {i.name for i in onnx.load(str(fp32_path)).graph.input}
+    reader = None if Path(cache_path).is_file() else _FramesReader(frames, shared)
     with _quiet_ort_quantizer():
         quantize_static(
             str(fp32_path), str(output), reader, quant_format=QuantFormat.QDQ,

@@ -11,7 +11,9 @@ Two things make a tile's output differ from the whole frame's:
   the 5 residual blocks): a tile's border pixels lack context the frame has; the overlap hides this;
 - channel attention: each of the 60 CRA layers (10 per stage) scales its channels by a function of the
   global average of its input, so every pixel of a tile is computed with the tile's statistics instead
-  of the frame's. No overlap hides this; larger tiles (closer to the frame) reduce it.
+  of the frame's. No overlap hides this; larger tiles (closer to the frame) reduce it, and
+  :func:`run_tiled_shared_pooling` removes it (torch, and ONNX Runtime with a ``--shared-pooling``
+  export, whose graph takes the pool weights as a second input).
 
 ``benchmarks/tiling_seams.py`` measures the fidelity against untiled inference by overlap and tile size,
 ``benchmarks/tiling_pooling.py`` separates the two causes; README "Tiling" has the tables.
@@ -118,6 +120,13 @@ class TileLayout:
         for (top, left, mask), out in zip(self.windows, outputs):
             acc[:, :, top:top + mask.shape[0], left:left + mask.shape[1]] += out * mask
         return (acc / self.total).astype(np.float32)
+
+
+def whole_frame_pool_weights(height: int, width: int) -> np.ndarray:
+    """float32 [1, 1, H, W] filled with 1 / (H x W): the ``pool_weights`` under which a shared-pooling
+    graph computes one whole frame exactly as the trained network does (each CRA layer's weighted sum
+    is then the frame's global average)."""
+    return np.full((1, 1, height, width), 1.0 / (height * width), dtype=np.float32)
 
 
 def run_tiled(run: Callable[[np.ndarray], np.ndarray], batch: np.ndarray, tile: tuple[int, int],

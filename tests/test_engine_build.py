@@ -146,8 +146,17 @@ def test_non_sapnet_onnx_is_refused(tmp_path):
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
     onnx.save(helper.make_model(graph), str(tmp_path / "other.onnx"))
-    with pytest.raises(InputError, match="other.onnx: expected input 'rainy' and output 'derained'"):
+    with pytest.raises(InputError, match="other.onnx: expected input 'rainy' .* and output 'derained'"):
         build_engine(tmp_path / "other.onnx", tmp_path / "o.engine", OPTIONS)
+
+
+def test_shared_pooling_export_is_refused_with_the_fix(tiny_model, tmp_path):
+    from sapnet_export.export import to_onnx_proto
+
+    onnx.save(to_onnx_proto(tiny_model, 1, 17, None, shared_pooling=True), str(tmp_path / "shared.onnx"))
+    with pytest.raises(InputError, match="shared.onnx: a shared-pooling export .* without --shared-pooling"):
+        build_engine(tmp_path / "shared.onnx", tmp_path / "s.engine", OPTIONS)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shared.onnx"]
 
 
 @pytest.mark.skipif(current_gpu() is None, reason="full TensorRT builds only on a GPU; none here")

@@ -199,3 +199,59 @@ def test_published_checkpoint_int8_on_real_images(official_checkpoint, tmp_path)
     assert summary["fidelity_psnr_db_min"] >= 35.0 and summary["gt_y_psnr_db_delta"] > -1.5
     ok, errors, _ = parse_in_tensorrt_rtx(result.path)
     assert ok, errors
+
+
+@pytest.fixture
+def tiny_shared(tiny_checkpoint, tmp_path):
+    model, info = load_weights(tiny_checkpoint)
+    return model, info, export_onnx(model, info, tmp_path / "shared.onnx", shared_pooling=True)
+
+
+def test_shared_pooling_export_adds_pool_weights_and_checks_a_tile_batch(tiny_shared):
+    _, _, result = tiny_shared
+    proto = load_onnx(result.path)
+    dims = lambda value: [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]  # noqa: E731
+    assert [i.name for i in proto.graph.input] == ["rainy", "pool_weights"]
+    assert dims(proto.graph.input[1]) == ["N", 1, "H", "W"]
+    ops = [n.op_type for n in proto.graph.node]
+    assert "GlobalAveragePool" not in ops and ops.count("ReduceSum") == 2 * 10  # 10 CRA layers a stage
+    assert metadata(proto)["pooling"].startswith("shared")
+    # whole-frame probes, then the tile batch checked against PyTorch's shared pooling
+    assert [r.shape for r in result.probes] == [(1, 3, 64, 64), (2, 3, 37, 53), (4, 3, 48, 56)]
+    assert "shared pooling" in result.probes[-1].name
+    assert all(r.fidelity.psnr_db >= 80 for r in result.probes)
+
+
+def test_shared_pooling_fp16_keeps_the_pooling_in_float32(tiny_checkpoint, tmp_path):
+    model, info = load_weights(tiny_checkpoint)
+    result = export_onnx(model, info, tmp_path / "s16.onnx", precision="fp16", shared_pooling=True)
+    proto = load_onnx(result.path)
+    kept = result.metadata["fp32_nodes"].split(",")
+    assert len(kept) == 2 * 2 * 10 and all(name.endswith(("/Mul", "/ReduceSum")) for name in kept)
+    float32 = {v.name for v in proto.graph.value_info
+               if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT}
+    reduce_sums = [n for n in proto.graph.node if n.op_type == "ReduceSum"]
+    assert reduce_sums and all(n.output[0] in float32 for n in reduce_sums)
+    assert all(r.fidelity.psnr_db >= 60 for r in result.probes)  # the tile batch included
+
+
+def test_shared_pooling_int8_leaves_the_pooling_unquantized(tiny_checkpoint, tiny_calibration, tmp_path):
+    from sapnet_export.onnx_meta import pooling_nodes
+
+    model, info = load_weights(tiny_checkpoint)
+    held = write_rgb(tmp_path / "held.png", 16, 24, seed=42)
+    result = export_onnx(model, info, tmp_path / "s8.onnx", precision="int8", images=[held],
+                         shared_pooling=True, int8=_int8_options(tiny_calibration, profile="cpu"))
+    proto = load_onnx(result.path)
+    producer = {out: node.op_type for node in proto.graph.node for out in node.output}
+    pooling = [n for n in proto.graph.node if n.name in set(pooling_nodes(proto))]
+    assert len(pooling) == 2 * 2 * 10 and {n.op_type for n in pooling} == {"Mul", "ReduceSum"}
+    # the weights (about 1 / (H x W)) reach the Mul unquantized and the weighted sum stays float
+    assert all(n.input[1] == "pool_weights" for n in pooling if n.op_type == "Mul")
+    assert all(producer[n.input[0]] == "Mul" for n in pooling if n.op_type == "ReduceSum")
+    assert OnnxRuntimeRunner(result.path).shared_pooling
+
+
+def test_shared_pooling_needs_a_dynamic_shape(tiny_model):
+    with pytest.raises(InputError, match="drop --static"):
+        to_onnx_proto(tiny_model, 2, 17, (32, 32), shared_pooling=True)

@@ -62,9 +62,10 @@ def test_pool_weights_are_a_partition_of_the_frame():
 
 
 @pytest.mark.real
-def test_shared_pooling_tiles_match_the_whole_frame_better(official_checkpoint):
-    """Per-tile pooling is the error overlap cannot hide; tiles that share the frame's pooling lose it
-    (published weights on a Rain100L crop; README 'Tiling' has the full-size measurement)."""
+def test_shared_pooling_tiles_match_the_whole_frame_better(official_checkpoint, tmp_path):
+    """Per-tile pooling is the error overlap cannot hide; tiles that share the frame's pooling lose it,
+    in PyTorch and in ONNX Runtime with a shared-pooling export (published weights on a Rain100L crop;
+    README 'Tiling' has the full-size measurement)."""
     from conftest import need_shared
     from sapnet_export.images import read_image
     from sapnet_export.tiling import run_tiled_shared_pooling
@@ -76,5 +77,11 @@ def test_shared_pooling_tiles_match_the_whole_frame_better(official_checkpoint):
     alone = psnr(whole, run_tiled(runner.run, batch, (96, 96), 32))
     shared = psnr(whole, run_tiled_shared_pooling(runner.run_tiles, batch, (96, 96), 32))
     assert alone < 50 < shared and shared > alone + 10, (shared, alone)
+    from sapnet_export.export import export_onnx
+    from sapnet_export.runners.onnxruntime_runner import OnnxRuntimeRunner
+
+    ort = OnnxRuntimeRunner(export_onnx(model, info, tmp_path / "s.onnx", shared_pooling=True).path)
+    ort_shared = psnr(ort.run(batch), run_tiled_shared_pooling(ort.run_tiles, batch, (96, 96), 32))
+    assert ort_shared > 50 and abs(ort_shared - shared) < 1, (ort_shared, shared)
     with pytest.raises(InputError, match="one frame at a time"):
         run_tiled_shared_pooling(runner.run_tiles, np.concatenate([batch, batch]), (96, 96), 32)

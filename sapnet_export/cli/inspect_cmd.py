@@ -63,7 +63,7 @@ def _print_onnx(report: dict) -> None:
         rows.append(("TensorRT QDQ rules", "ok" if verdict["ok"] else
                      f"{verdict['violations']} violations, e.g. {verdict['listed'][0]}"))
     for key in ("stages", "checkpoint", "checkpoint_sha256", "qdq_profile", "calib_method",
-                "calibration", "int8_groups", "float_groups", "shape", "command", "created_utc",
+                "calibration", "int8_groups", "float_groups", "shape", "pooling", "command", "created_utc",
                 "sapnet_export_version"):
         if key in meta:
             rows.append((f"metadata: {key}", meta[key]))

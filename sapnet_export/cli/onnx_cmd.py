@@ -44,6 +44,10 @@ def onnx_command(
     keep_fp32: Annotated[Optional[list[str]], typer.Option(
         "--keep-fp32", help="Keep a group (conv0, conv_i, conv_f, conv_g, conv_o, lstm_cell, "
         "res_conv1..5, conv) or node-name glob out of quantization. Repeatable.")] = None,
+    shared_pooling: Annotated[bool, typer.Option(
+        "--shared-pooling", help="Add the input pool_weights [N, 1, H, W] so the tiles of a frame, run "
+        "as one batch, share its channel-attention pooling: 'run --tile' then matches the untiled "
+        "frame (README 'Tiling'). Whole frames compute as without it.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output file.")] = False,
 ) -> None:
     """Export the derain network to ONNX (fp32, fp16 or int8), verify it against PyTorch fp32 before
@@ -87,14 +91,18 @@ def onnx_command(
         with console.status(f"exporting ({precision}) and checking fidelity..."):
             result = export_onnx(model, info, output, stages=stages, opset=opset, precision=precision,
                                  static_hw=static_hw, images=items, gt_dir=gt, min_psnr_db=min_psnr,
-                                 int8=int8, force=force, on_row=add_row, on_trial=add_trial)
+                                 int8=int8, shared_pooling=shared_pooling, force=force, on_row=add_row,
+                                 on_trial=add_trial)
     finally:
         for done in (trials, table):
             if done.rows:
                 console.print(done)
     meta = result.metadata
     if precision == "fp16":
-        console.print(f"fp16: compute nodes kept in float32: {meta['fp32_nodes']}; weights clamped "
+        kept = meta["fp32_nodes"].split(",") if meta["fp32_nodes"] != "none" else []
+        listed = ", ".join(kept[:4]) + (f" and {len(kept) - 4} more" if len(kept) > 4 else "")
+        console.print(f"fp16: compute nodes kept in float32: {len(kept)}{f' ({listed})' if kept else ''}; "
+                      "weights clamped "
                       f"to +-1e-7 by the converter: {meta['fp16_clamped_weights']}")
     if precision == "int8":
         console.print(f"int8 ({meta['qdq_profile']} profile, {meta['calib_method']}): int8 groups "
@@ -104,7 +112,8 @@ def onnx_command(
     if summary:
         print_summary(f"held-out images vs PyTorch fp32 ({summary['images']})", summary)
     console.print(f"[green]wrote[/] {result.path}: {meta['precision']}, {result.size_bytes / 1e6:.2f} MB, "
-                  f"opset {opset}, {meta['stages']} stages, {meta['shape']}, converted in "
+                  f"opset {opset}, {meta['stages']} stages, {meta['shape']}"
+                  f"{', shared pooling (input pool_weights)' if shared_pooling else ''}, converted in "
                   f"{result.export_s:.1f} s; report {result.report_path}")
 
 

@@ -43,10 +43,14 @@ def _say_tiling(size: tuple[int, int] | None, tile: tuple[int, int] | None, runn
         console.print(f"tiles run as one batch whose channel attention pools over the whole frame "
                       f"({runner.info.backend}; README 'Tiling')")
     else:
-        err_console.print(f"[yellow]note:[/] {runner.info.backend} runs each tile alone: SAPNet's channel "
-                          "attention then averages over the tile, not the frame, so the output differs "
-                          "from the whole frame's beyond what the overlap hides (measured in README "
-                          "'Tiling'); the torch backend shares the frame's pooling across tiles")
+        fix = ("export the model with 'sapnet-export onnx --shared-pooling' so that tiles share the "
+               "frame's pooling" if runner.info.backend == "onnxruntime"
+               else "the torch backend and ONNX Runtime with a --shared-pooling export share the "
+                    "frame's pooling across tiles")
+        err_console.print(f"[yellow]note:[/] {runner.info.backend} runs each tile of {runner.info.model} "
+                          "alone: SAPNet's channel attention then averages over the tile, not the frame, "
+                          "so the output differs from the whole frame's beyond what the overlap hides "
+                          f"(measured in README 'Tiling'); {fix}")
 
 
 @app.command("run")

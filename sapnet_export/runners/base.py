@@ -46,7 +46,8 @@ class Runner(abc.ABC):
     max_frame: tuple[int, int] | None = None
 
     #: Whether :meth:`run_tiles` is implemented: the tiles of a frame run as one batch whose channel
-    #: attention pools over the whole frame (README "Tiling"). Exported graphs pool per input: False.
+    #: attention pools over the whole frame (README "Tiling"). True for torch and for ONNX Runtime with
+    #: a ``--shared-pooling`` export; plain exports and TensorRT engines pool per input: False.
     shared_pooling = False
 
     def run_tiles(self, tiles: np.ndarray, pool_weights: np.ndarray) -> np.ndarray:
@@ -55,9 +56,29 @@ class Runner(abc.ABC):
         [T, 3, h, w]. See :func:`sapnet_export.tiling.run_tiled_shared_pooling`.
 
         Raises:
+            InputError: ``tiles`` or ``pool_weights`` is not float32 of those shapes.
             NotImplementedError: the backend cannot (:attr:`shared_pooling` is False).
         """
-        raise NotImplementedError(f"{self.info.backend}: its graph pools each input on its own")
+        if not self.shared_pooling:
+            raise NotImplementedError(f"{self.info.backend} ({self.info.model}): its graph pools each "
+                                      "input on its own")
+        _check_batch(self.info.backend, tiles)
+        expected = (tiles.shape[0], 1, *tiles.shape[2:])
+        if not isinstance(pool_weights, np.ndarray) or pool_weights.dtype != np.float32 \
+                or pool_weights.shape != expected:
+            got = (f"{pool_weights.dtype} {pool_weights.shape}" if isinstance(pool_weights, np.ndarray)
+                   else type(pool_weights).__name__)
+            raise InputError(f"{self.info.backend} runner: pool weights must be float32 "
+                             f"{list(expected)} for tiles {list(tiles.shape)}, got {got}")
+        out = self._run_tiles(np.ascontiguousarray(tiles), np.ascontiguousarray(pool_weights))
+        if out.shape != tiles.shape:
+            raise RuntimeError(f"{self.info.backend} runner returned {out.shape} for tiles {tiles.shape}")
+        return out
+
+    def _run_tiles(self, tiles: np.ndarray, pool_weights: np.ndarray) -> np.ndarray:
+        """Backend work of :meth:`run_tiles` on checked, contiguous arrays (Runners with
+        :attr:`shared_pooling` True implement it)."""
+        raise NotImplementedError
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Derain ``batch`` (float32 [N, 3, H, W], C-contiguous is not required).
@@ -65,10 +86,7 @@ class Runner(abc.ABC):
         Raises:
             InputError: ``batch`` is not float32 with shape [N, 3, H, W], N, H, W >= 1.
         """
-        if not isinstance(batch, np.ndarray) or batch.dtype != np.float32 or batch.ndim != 4 \
-                or batch.shape[1] != 3 or min(batch.shape) < 1:
-            got = f"{batch.dtype} {batch.shape}" if isinstance(batch, np.ndarray) else type(batch).__name__
-            raise InputError(f"{self.info.backend} runner: expected float32 [N, 3, H, W], got {got}")
+        _check_batch(self.info.backend, batch)
         out = self._run(np.ascontiguousarray(batch))
         if out.shape != batch.shape:
             raise RuntimeError(f"{self.info.backend} runner returned {out.shape} for {batch.shape}")
@@ -88,3 +106,11 @@ class Runner(abc.ABC):
     @abc.abstractmethod
     def _run(self, batch: np.ndarray) -> np.ndarray:
         """Backend work on a checked, contiguous float32 [N, 3, H, W] batch; returns float32 [N, 3, H, W]."""
+
+
+def _check_batch(backend: str, batch: np.ndarray) -> None:
+    """InputError unless ``batch`` is float32 [N, 3, H, W] with N, H, W >= 1."""
+    if not isinstance(batch, np.ndarray) or batch.dtype != np.float32 or batch.ndim != 4 \
+            or batch.shape[1] != 3 or min(batch.shape) < 1:
+        got = f"{batch.dtype} {batch.shape}" if isinstance(batch, np.ndarray) else type(batch).__name__
+        raise InputError(f"{backend} runner: expected float32 [N, 3, H, W], got {got}")

@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..onnx_meta import INPUT_NAME, OUTPUT_NAME, graph_precision, load_onnx, metadata
+from ..onnx_meta import (INPUT_NAME, OUTPUT_NAME, POOL_WEIGHTS_NAME, check_io, graph_precision, load_onnx,
+                         metadata)
+from ..tiling import whole_frame_pool_weights
 from .base import Runner, RunnerInfo
 
 #: ``device`` names of this Runner and the ONNX Runtime execution provider each one means.
@@ -46,8 +48,14 @@ def onnxruntime_distribution() -> tuple[str, str]:
 class OnnxRuntimeRunner(Runner):
     """Runs an exported SAPNet ONNX file in ONNX Runtime with exactly one execution provider.
 
+    A shared-pooling export (second input ``pool_weights``, ``sapnet-export onnx --shared-pooling``)
+    sets :attr:`shared_pooling`: :meth:`run_tiles` feeds a frame's tiles with their pool weights, and
+    :meth:`run` runs each frame of a batch on its own with
+    :func:`~sapnet_export.tiling.whole_frame_pool_weights`, which computes what the plain export computes.
+
     Args:
-        path: the ONNX file; input ``rainy`` and output ``derained`` (see :mod:`sapnet_export.onnx_meta`).
+        path: the ONNX file; input ``rainy`` (and ``pool_weights``), output ``derained`` (see
+            :mod:`sapnet_export.onnx_meta`).
         device: ``cpu``, ``cuda`` or ``tensorrt`` (:data:`PROVIDERS`).
         threads: intra-op threads of the CPU provider; None lets ONNX Runtime use every core.
 
@@ -63,11 +71,7 @@ class OnnxRuntimeRunner(Runner):
         dist, version = onnxruntime_distribution()
         path = Path(path)
         proto = load_onnx(path)
-        names = ([i.name for i in proto.graph.input], [o.name for o in proto.graph.output])
-        if names != ([INPUT_NAME], [OUTPUT_NAME]):
-            raise InputError(f"{path}: expected input {INPUT_NAME!r} and output {OUTPUT_NAME!r}, "
-                             f"found inputs {names[0]} and outputs {names[1]}; export it with "
-                             f"'sapnet-export onnx'")
+        self.shared_pooling = check_io(proto, path)
         if device not in PROVIDERS:
             raise InputError(f"device {device!r}: choose one of {', '.join(PROVIDERS)}")
         provider = PROVIDERS[device]
@@ -102,6 +106,17 @@ class OnnxRuntimeRunner(Runner):
                              f"asked; export again with --stages {stages}")
         return runner
 
-    def _run(self, batch: np.ndarray) -> np.ndarray:
-        (out,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})
+    def _session_run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        (out,) = self.session.run([OUTPUT_NAME], feeds)
         return np.asarray(out, dtype=np.float32)
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        if not self.shared_pooling:
+            return self._session_run({INPUT_NAME: batch})
+        # One frame per call: pool weights sum to 1 over the whole batch, so frames must not share it.
+        weights = whole_frame_pool_weights(*batch.shape[2:])
+        return np.concatenate([self._session_run({INPUT_NAME: batch[i:i + 1], POOL_WEIGHTS_NAME: weights})
+                               for i in range(batch.shape[0])])
+
+    def _run_tiles(self, tiles: np.ndarray, pool_weights: np.ndarray) -> np.ndarray:
+        return self._session_run({INPUT_NAME: tiles, POOL_WEIGHTS_NAME: pool_weights})

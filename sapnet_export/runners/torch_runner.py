@@ -58,6 +58,6 @@ class TorchRunner(Runner):
             out = self.model(torch.from_numpy(batch).to(self.device), stages=self.stages, pool_weights=weights)
         return out.float().cpu().numpy()
 
-    def run_tiles(self, tiles: np.ndarray, pool_weights: np.ndarray) -> np.ndarray:
+    def _run_tiles(self, tiles: np.ndarray, pool_weights: np.ndarray) -> np.ndarray:
         """The tiles of one frame as one batch with shared channel-attention pooling (base class)."""
-        return self._run(np.ascontiguousarray(tiles), pool_weights)
+        return self._run(tiles, pool_weights)

@@ -24,7 +24,7 @@ def test_onnx_command_fp16_then_derain(tiny_checkpoint, tmp_path):
     code, output = invoke("onnx", "--weights", tiny_checkpoint, "-o", tmp_path / "h.onnx",
                           "--precision", "fp16")
     assert code == 0, output
-    assert "fp16" in output and "kept in float32: none" in output
+    assert "fp16" in output and "kept in float32: 0;" in output
     write_rgb(tmp_path / "a.png", 10, 10)
     code, output = invoke("derain", tmp_path / "a.png", "-o", tmp_path / "out", "--backend",
                           "onnxruntime", "--model", tmp_path / "h.onnx")

@@ -20,7 +20,20 @@ def test_run_with_onnxruntime_tiles_and_measure_only(tmp_path, tiny_onnx):
     assert code == 0, output
     assert "onnxruntime / fp32 / cpu" in output and "nothing (measure only)" in output
     assert "tiles 24x24 overlap 8" in output
-    assert "onnxruntime runs each tile alone" in output  # what tiling costs there, said
+    assert "onnxruntime runs each tile of" in output  # what tiling costs there, said, with the fix
+    assert "--shared-pooling" in output
+
+
+def test_run_with_a_shared_pooling_export_tiles_as_one_batch(tmp_path, tiny_checkpoint):
+    code, output = invoke("onnx", "--weights", tiny_checkpoint, "--shared-pooling", "-o", tmp_path / "s.onnx")
+    assert code == 0, output
+    assert "shared pooling (input pool_weights)" in output and "(shared pooling)" in output
+    source = write_video(tmp_path / "in.mp4", _frames(2, 40, 56))
+    code, output = invoke("run", source, "-o", tmp_path / "out.mp4", "--backend", "onnxruntime",
+                          "--model", tmp_path / "s.onnx", "--tile", "24x24", "--overlap", "8")
+    assert code == 0, output
+    assert "tiles run as one batch whose channel attention pools over the whole frame" in output
+    assert "runs each tile" not in output and len(list(open_source(tmp_path / "out.mp4"))) == 2
 
 
 def test_run_errors_exit_2(tmp_path, tiny_checkpoint):
