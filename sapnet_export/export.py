@@ -213,7 +213,7 @@ def _evaluate_tiles(runner: Runner, reference_runner: TorchRunner,
     (overlap 24) and run as one batch, against PyTorch with the same pool weights."""
     frame = np.random.default_rng(1).random((1, 3, 72, 88), dtype=np.float32)
     layout = TileLayout(72, 88, (48, 56), 24)
-    tiles = np.concatenate([layout.crop(frame, i) for i in range(len(layout.windows))])
+    tiles = layout.tile_batch(frame)
     weights = layout.pool_weights()
     name = f"probe tiles {len(layout.windows)}x48x56 (shared pooling)"
     probe = HeldOutImage(path=Path(name), name=name, image=tiles,

@@ -105,6 +105,11 @@ class TileLayout:
         top, left, mask = self.windows[index]
         return np.ascontiguousarray(batch[:, :, top:top + mask.shape[0], left:left + mask.shape[1]])
 
+    def tile_batch(self, frame: np.ndarray) -> np.ndarray:
+        """Every tile of one frame (float32 [1, 3, H, W]) as one batch, float32 [T, 3, h, w], in the
+        order of :attr:`windows` (the batch :func:`run_tiled_shared_pooling` runs)."""
+        return np.concatenate([self.crop(frame, i) for i in range(len(self.windows))])
+
     def pool_weights(self) -> np.ndarray:
         """float32 [T, 1, h, w]: each tile pixel's share of the blend, divided by the frame's pixel
         count; they sum to 1 over the frame, so a weighted sum over all tiles is the frame's average
@@ -172,8 +177,7 @@ def run_tiled_shared_pooling(run: Callable[[np.ndarray, np.ndarray], np.ndarray]
     if frame.shape[0] != 1:
         raise InputError(f"tiling with shared pooling takes one frame at a time, got a batch of {frame.shape[0]}")
     layout = TileLayout(frame.shape[2], frame.shape[3], tile, overlap)
-    tiles = np.concatenate([layout.crop(frame, i) for i in range(len(layout.windows))])
-    out = run(tiles, layout.pool_weights())
+    out = run(layout.tile_batch(frame), layout.pool_weights())
     return layout.blend([out[i:i + 1] for i in range(len(layout.windows))])
 
 

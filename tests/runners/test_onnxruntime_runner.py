@@ -89,7 +89,7 @@ def test_shared_pooling_export_runs_whole_frames_and_tile_batches(tiny_checkpoin
     np.testing.assert_allclose(shared.run(batch), plain.run(batch), atol=1e-5)
     # a tile batch pools over all its tiles with the given weights, as PyTorch does
     layout = TileLayout(30, 44, (20, 28), 8)
-    tiles = np.concatenate([layout.crop(batch[:1], i) for i in range(len(layout.windows))])
+    tiles = layout.tile_batch(batch[:1])
     weights = layout.pool_weights()
     reference = TorchRunner(model, info).run_tiles(tiles, weights)
     np.testing.assert_allclose(shared.run_tiles(tiles, weights), reference, atol=1e-5)
