@@ -243,7 +243,6 @@ def _convert_int8(proto: onnx.ModelProto, held_out: list[HeldOutImage], options:
                   on_trial: Callable[[Trial], None] | None) -> tuple[onnx.ModelProto, BudgetResult]:
     """Quantize (meeting ``min_psnr_db`` when given), check TensorRT's rules, fill ``meta``."""
     keep = select_nodes(proto, options.keep_fp32) if options.keep_fp32 else []
-    keep += [name for name in pooling_nodes(proto) if name not in keep]
     session = Int8Session(proto, options.calibration.frames, held_out, profile=options.profile,
                           calib_method=options.method, keep_fp32=keep, on_trial=on_trial)
     try:

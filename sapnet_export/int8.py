@@ -24,6 +24,7 @@ import numpy as np
 import onnx
 
 from .evaluation import HeldOutImage, ImageResult, evaluate, summarize
+from .onnx_meta import pooling_nodes
 from .quantize import DEFAULT_CALIB_METHOD, GROUPS, QDQ_PROFILES, conv_macs, int8_conv_nodes, node_groups, quantize_int8
 from .runners.onnxruntime_runner import OnnxRuntimeRunner
 
@@ -66,7 +67,8 @@ class Int8Session:
         frames: calibration frames, float32 [N, 3, H, W] in [0, 1].
         held_out: held-out images with their references (:func:`~sapnet_export.evaluation.prepare_held_out`).
         profile, calib_method: see :func:`~sapnet_export.quantize.quantize_int8`.
-        keep_fp32: node names always kept in float (``--keep-fp32``).
+        keep_fp32: node names always kept in float (``--keep-fp32``); the pooling nodes of a
+            shared-pooling graph (:func:`~sapnet_export.onnx_meta.pooling_nodes`) always are too.
         workdir: folder for the intermediate graphs and the calibration cache (a temporary one if None).
         on_trial: called after each measured variant.
     """
@@ -92,6 +94,7 @@ class Int8Session:
         onnx.save(self.fp32, str(self.fp32_path))
         self.cache_path = self.workdir / f"calibration-{self.profile}-{self.calib_method}.json"
         self.groups = node_groups(self.fp32)
+        self.keep_fp32 = (*self.keep_fp32, *(n for n in pooling_nodes(self.fp32) if n not in self.keep_fp32))
         height, width = (self.held_out[0].image.shape[2:] if self.held_out else (64, 64))
         self.macs = conv_macs(self.fp32, int(height), int(width))
         quantizable = set(QDQ_PROFILES[self.profile].op_types)

@@ -246,8 +246,10 @@ def quantize_int8(fp32_path: str | os.PathLike, output: str | os.PathLike, *, pr
     types = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}
     methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                "percentile": CalibrationMethod.Percentile}
-    shared = POOL_WEIGHTS_NAME in {i.name for i in onnx.load(str(fp32_path)).graph.input}
-    reader = None if Path(cache_path).is_file() else _FramesReader(frames, shared)
+    reader = None
+    if not Path(cache_path).is_file():  # calibrating: a shared-pooling graph also needs its weights fed
+        shared = POOL_WEIGHTS_NAME in {i.name for i in onnx.load(str(fp32_path)).graph.input}
+        reader = _FramesReader(frames, shared)
     with _quiet_ort_quantizer():
         quantize_static(
             str(fp32_path), str(output), reader, quant_format=QuantFormat.QDQ,
