@@ -6,9 +6,9 @@ import time
 
 import numpy as np
 
-from sapnet_export.images import read_image
+from sapnet_export.data.images import read_image
 from sapnet_export.machine import describe_machine as machine  # noqa: F401 - re-exported for the scripts
-from sapnet_export.metrics import fidelity
+from sapnet_export.measure.fidelity import fidelity
 
 
 def interleaved(runners: dict, items: list, reference: str, repeats: int = 1) -> dict:

@@ -16,7 +16,7 @@ import argparse
 import json
 
 from _timing import interleaved, machine, table
-from sapnet_export.images import discover_images
+from sapnet_export.data.images import discover_images
 from sapnet_export.runners import create_runner
 
 

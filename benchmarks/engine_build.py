@@ -4,7 +4,7 @@ Usage:
     python benchmarks/engine_build.py fp32=engines/sapnet.onnx fp16=engines/sapnet_fp16.onnx \
         int8=engines/sapnet_int8.onnx [--target sm89] [--shapes MIN:OPT:MAX] [--repeats 3] [--json OUT]
 
-Builds each ONNX ``--repeats`` times in turn (interleaved) with :func:`sapnet_export.engine_build.
+Builds each ONNX ``--repeats`` times in turn (interleaved) with :func:`sapnet_export.engine.build.
 build_engine` into a temporary folder and prints the median and range of the seconds spent in
 ``build_serialized_network``, the engine size and the Conv layers' typed precision. Builder: auto
 (TensorRT-RTX without a GPU).
@@ -20,8 +20,8 @@ import tempfile
 from pathlib import Path
 
 from _timing import machine
-from sapnet_export.engine_build import DEFAULT_PROFILE, BuildOptions, build_engine
-from sapnet_export.sidecar import parse_profile
+from sapnet_export.engine.build import DEFAULT_PROFILE, BuildOptions, build_engine
+from sapnet_export.engine.sidecar import parse_profile
 
 
 def main() -> None:

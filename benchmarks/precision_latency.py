@@ -18,7 +18,7 @@ import json
 import sys
 
 from _timing import interleaved, machine, table
-from sapnet_export.images import discover_images
+from sapnet_export.data.images import discover_images
 from sapnet_export.runners.onnxruntime_runner import OnnxRuntimeRunner
 
 

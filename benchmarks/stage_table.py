@@ -22,12 +22,12 @@ from pathlib import Path
 import torch
 
 from _timing import machine
-from sapnet_export.export import export_onnx
-from sapnet_export.latency import measure_latency, parse_sizes
-from sapnet_export.quality import quality
+from sapnet_export.export.onnx_export import export_onnx
+from sapnet_export.measure.latency import measure_latency, parse_sizes
+from sapnet_export.measure.quality import quality
 from sapnet_export.runners.onnxruntime_runner import OnnxRuntimeRunner
 from sapnet_export.runners.torch_runner import TorchRunner
-from sapnet_export.weights import load_weights
+from sapnet_export.model.checkpoints import load_weights
 from training.data import load_paired_folder
 
 

@@ -9,10 +9,10 @@ its input (``CRALayer``, official ``Modeling/network.py``), so a tile sees the s
 not of the frame. This script runs PyTorch fp32 per image: whole (the reference), then in tiles three
 ways:
 
-- alone: each tile is its own input (:func:`~sapnet_export.tiling.run_tiled`, what ONNX Runtime and
+- alone: each tile is its own input (:func:`~sapnet_export.model.tiling.run_tiled`, what ONNX Runtime and
   TensorRT do with ``run --tile``);
 - shared: the tiles run as one batch whose CRA layers pool over all of them with each pixel's share
-  of the blend (:func:`~sapnet_export.tiling.run_tiled_shared_pooling`, what ``run --tile`` does with
+  of the blend (:func:`~sapnet_export.model.tiling.run_tiled_shared_pooling`, what ``run --tile`` does with
   the torch backend);
 - oracle: each tile is given the whole frame's pooled values, recorded on the whole-frame run by
   forward hooks on ``AdaptiveAvgPool2d`` and replayed in call order; only the receptive-field error is
@@ -32,11 +32,11 @@ from pathlib import Path
 import torch
 
 from _timing import machine
-from sapnet_export.images import discover_images, evenly_spaced, read_image
-from sapnet_export.metrics import fidelity
+from sapnet_export.data.images import discover_images, evenly_spaced, read_image
+from sapnet_export.measure.fidelity import fidelity
 from sapnet_export.runners.torch_runner import TorchRunner
-from sapnet_export.tiling import run_tiled, run_tiled_shared_pooling
-from sapnet_export.weights import load_weights
+from sapnet_export.model.tiling import run_tiled, run_tiled_shared_pooling
+from sapnet_export.model.checkpoints import load_weights
 
 
 class PoolingReplay:

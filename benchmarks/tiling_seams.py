@@ -6,9 +6,9 @@ Usage:
 
 For each image (evenly spaced ``--limit`` of them), the untiled ONNX Runtime output is the reference; the
 same model is run on ``--tile`` x ``--tile`` tiles overlapping by each overlap and blended. Tiles run
-alone (:func:`sapnet_export.tiling.run_tiled`); with a shared-pooling export (``sapnet-export onnx
+alone (:func:`sapnet_export.model.tiling.run_tiled`); with a shared-pooling export (``sapnet-export onnx
 --shared-pooling``) they also run as one batch sharing the frame's pooling
-(:func:`sapnet_export.tiling.run_tiled_shared_pooling`, what ``run --tile`` does with it). Prints, per
+(:func:`sapnet_export.model.tiling.run_tiled_shared_pooling`, what ``run --tile`` does with it). Prints, per
 overlap, the fidelity PSNR (dB, peak 1, clipped) of tiled against untiled (mean and min over images), the
 largest uint8 difference, the number of tiles, the smallest overlap actually used (tiles are spread
 evenly over the frame, so often more than asked) and the median seconds per frame of each way (one run
@@ -27,10 +27,10 @@ import time
 from pathlib import Path
 
 from _timing import machine
-from sapnet_export.images import discover_images, evenly_spaced, read_image
-from sapnet_export.metrics import fidelity
+from sapnet_export.data.images import discover_images, evenly_spaced, read_image
+from sapnet_export.measure.fidelity import fidelity
 from sapnet_export.runners.onnxruntime_runner import OnnxRuntimeRunner
-from sapnet_export.tiling import axis_starts, run_tiled, run_tiled_shared_pooling, tile_count
+from sapnet_export.model.tiling import axis_starts, run_tiled, run_tiled_shared_pooling, tile_count
 
 
 def effective_overlap(height: int, width: int, tile: int, overlap: int) -> int | None:

@@ -21,7 +21,7 @@ def cpu_name() -> str:
 def machine_info() -> dict:
     """``{"cpu": str, "threads": int, "gpu": str | None}``: CPU model, logical CPUs, the first CUDA GPU
     (name and compute capability) as PyTorch sees it."""
-    from .trt_api import current_gpu
+    from sapnet_export.engine.trt_api import current_gpu
 
     gpu = current_gpu()
     return {"cpu": cpu_name(), "threads": os.cpu_count() or 1,

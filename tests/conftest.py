@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from sapnet_export.model import SAPNet
-from sapnet_export.weights import OFFICIAL_CACHE_NAME, save_checkpoint
+from sapnet_export.model.network import SAPNet
+from sapnet_export.model.checkpoints import OFFICIAL_CACHE_NAME, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -104,7 +104,7 @@ def tiny_onnx(tiny_checkpoint, tmp_path) -> Path:
 @pytest.fixture
 def tiny_calibration(tmp_path) -> Path:
     """A calibration set of 4 random 24x32 frames built from 4 image files."""
-    from sapnet_export.calibration import build_calibration
+    from sapnet_export.export.int8.calibration import build_calibration
 
     sources = tmp_path / "calib_src"
     sources.mkdir()
@@ -139,11 +139,11 @@ def tiny_engines(tmp_path_factory) -> dict[str, Path]:
     session by TensorRT-RTX for sm89 with :data:`TINY_PROFILE`; keys ``fp32``, ``fp16``, ``int8`` and
     ``checkpoint``, ``calibration``, ``<precision>_onnx``. Skips when TensorRT-RTX is not installed."""
     pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX (tensorrt-rtx-cu13) is not installed")
-    from sapnet_export.calibration import build_calibration, load_calibration
-    from sapnet_export.engine_build import BuildOptions, build_engine
-    from sapnet_export.export import Int8Options, export_onnx
-    from sapnet_export.sidecar import parse_profile
-    from sapnet_export.weights import load_weights
+    from sapnet_export.export.int8.calibration import build_calibration, load_calibration
+    from sapnet_export.engine.build import BuildOptions, build_engine
+    from sapnet_export.export.onnx_export import Int8Options, export_onnx
+    from sapnet_export.engine.sidecar import parse_profile
+    from sapnet_export.model.checkpoints import load_weights
 
     root = tmp_path_factory.mktemp("tiny_engines")
     torch.manual_seed(0)
@@ -190,9 +190,9 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
     """A 2-stage random-weight checkpoint with its fp32 and int8 (tensorrt QDQ, calibrated on 4 random
     frames) ONNX exports, a damaged copy of the int8 one (one scale x 100), and a data folder of 3 rainy
     24x32 images with a ground-truth folder (Rain100L-style names: rain-N / norain-N)."""
-    from sapnet_export.calibration import build_calibration, load_calibration
-    from sapnet_export.export import Int8Options, export_onnx
-    from sapnet_export.weights import load_weights
+    from sapnet_export.export.int8.calibration import build_calibration, load_calibration
+    from sapnet_export.export.onnx_export import Int8Options, export_onnx
+    from sapnet_export.model.checkpoints import load_weights
 
     root = tmp_path_factory.mktemp("tiny_models")
     torch.manual_seed(0)
@@ -228,3 +228,31 @@ def tiny_configs(tiny_models, tmp_path_factory) -> Path:
                               "--runs", "2", "--sizes", "24x32")
     assert code == 0, output
     return root
+
+
+def write_grey_video(path, frames=6, height=32, width=48):
+    """A short MPEG-4 video whose frame k is a flat grey of level 20 * k (decodable, lossy)."""
+    import imageio.v3 as iio
+
+    data = np.stack([np.full((height, width, 3), 20 * k, dtype=np.uint8) for k in range(frames)])
+    iio.imwrite(path, data, plugin="pyav", codec="mpeg4", fps=5)
+    return path
+
+
+def block_frames(count=4, height=21, width=35):
+    """Frames of 4x4 colour blocks (what H.264's 4:2:0 chroma keeps), shifted one pixel per frame."""
+    rng = np.random.default_rng(0)
+    blocks = rng.integers(0, 256, (height // 4 + 1, (width + count) // 4 + 1, 3), dtype=np.uint8)
+    base = np.kron(blocks, np.ones((4, 4, 1), np.uint8))
+    return [np.ascontiguousarray(base[:height, i:i + width]) for i in range(count)]
+
+
+def write_frames_video(path, frames, fps=10.0):
+    """Write uint8 HxWx3 ``frames`` to ``path`` through the toolkit's own VideoSink."""
+    from sapnet_export.data.stream import VideoSink
+
+    sink = VideoSink(path, fps)
+    for i, frame in enumerate(frames):
+        sink.write(i, frame)
+    sink.close()
+    return path

@@ -156,7 +156,7 @@ def evaluate(
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the scores as JSON.")] = None,
 ) -> None:
     """Y-PSNR/SSIM (and RGB) of the rainy inputs and of each weights' outputs against ground truth."""
-    from sapnet_export.weights import load_weights
+    from sapnet_export.model.checkpoints import load_weights
 
     from .data import load_paired_folder
     from .loop import resolve_device
@@ -196,7 +196,7 @@ def render(
 ) -> None:
     """Render synthetic rain once on each photograph (seeded), as a paired dataset to look at or to
     validate on; the parameters of each image go to OUTPUT/rain.json."""
-    from sapnet_export.images import write_png
+    from sapnet_export.data.images import write_png
 
     from .data import load_clean
     from .rain import make_rainy

@@ -8,7 +8,7 @@ data is the same on every run and every machine.
 Two sources, usable together:
 
 - **paired folders**: a rainy folder and its ground-truth folder, paired by the toolkit's rules
-  (:mod:`sapnet_export.pairs`): equal names (``input/`` + ``target/``), ``rain-N`` / ``norain-N``
+  (:mod:`sapnet_export.data.pairs`): equal names (``input/`` + ``target/``), ``rain-N`` / ``norain-N``
   (Rain100L/H), ``N_M`` / ``N`` (Rain1400) and the others listed there;
 - **clean photographs**: rain is rendered on each patch on the fly by :mod:`training.rain`, seeded by
   ``(seed, epoch, index)``; the patch is flipped before the rain is drawn, so streaks keep the
@@ -29,8 +29,8 @@ import torch
 from torch.utils.data import Dataset
 
 from sapnet_export.errors import InputError
-from sapnet_export.images import IMAGE_SUFFIXES, discover_images, natural_key, read_image
-from sapnet_export.pairs import pair_ground_truth
+from sapnet_export.data.images import IMAGE_SUFFIXES, discover_images, natural_key, read_image
+from sapnet_export.data.pairs import pair_ground_truth
 
 from .rain import RainRanges, make_rainy
 
@@ -105,7 +105,7 @@ def load_paired_folder(folder: str | Path) -> list[Pair]:
     """Read a paired dataset in one of the common layouts.
 
     - ``folder/input`` + ``folder/target`` (also ``rainy``/``gt``, ``rain``/``norain``,
-      ``data``/``gt``), paired by :mod:`sapnet_export.pairs`' rules;
+      ``data``/``gt``), paired by :mod:`sapnet_export.data.pairs`' rules;
     - Rain100L/H and RainTrainL/H as released: ``rain-N.png`` next to ``norain-N.png`` in one folder.
 
     Raises:

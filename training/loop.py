@@ -7,7 +7,7 @@ loss of :mod:`training.losses` on the last stage's output. An epoch is one pass 
 The output folder holds:
 
 - ``sapnet.pth``: the latest weights, in the toolkit's checkpoint format
-  (:func:`sapnet_export.weights.save_checkpoint`), loadable with ``sapnet-export --weights``;
+  (:func:`sapnet_export.model.checkpoints.save_checkpoint`), loadable with ``sapnet-export --weights``;
   metadata ``training`` has the recipe, data, steps, epochs, device, seconds, last losses, validation
   history and command;
 - ``best.pth``: the weights with the best validation Y-PSNR so far (same format);
@@ -36,8 +36,8 @@ from torch.utils.data import DataLoader
 from sapnet_export import __version__
 from sapnet_export.errors import InputError
 from sapnet_export.fileio import atomic_output
-from sapnet_export.model import OFFICIAL_STAGES, SAPNet
-from sapnet_export.weights import save_checkpoint
+from sapnet_export.model.network import OFFICIAL_STAGES, SAPNet
+from sapnet_export.model.checkpoints import save_checkpoint
 
 from .data import Pair, PatchDataset
 from .losses import SEG_AFTER_EPOCH, LossWeights, SAPNetLoss

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from sapnet_export.fileio import write_json
-from sapnet_export.images import write_png
+from sapnet_export.data.images import write_png
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ choice, made by looking at Rain100L/H and the real rainy photographs of ``../sha
 (streaks tens of pixels long, mostly within 30 degrees of vertical, 1-3 pixels wide). They are listed
 in ``training/README.md``.
 
-Images are NumPy float32 RGB in [0, 1], [3, H, W] (the toolkit's layout, :func:`sapnet_export.images.read_image`). Randomness comes only from the
+Images are NumPy float32 RGB in [0, 1], [3, H, W] (the toolkit's layout, :func:`sapnet_export.data.images.read_image`). Randomness comes only from the
 ``numpy.random.Generator`` passed in, so one seed gives one rendering on any machine.
 """
 

@@ -1,6 +1,6 @@
 """Validation: Y-PSNR and Y-SSIM of a model's outputs against ground truth on full-size images.
 
-Scores use the toolkit's deraining convention (:func:`sapnet_export.quality.quality`: outputs clipped
+Scores use the toolkit's deraining convention (:func:`sapnet_export.measure.quality.quality`: outputs clipped
 and rounded to uint8, BT.601 Y, SSIM of Wang et al.), so numbers here and in ``sapnet-export verify``
 are the same numbers.
 """
@@ -13,8 +13,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from sapnet_export.model import SAPNet
-from sapnet_export.quality import quality
+from sapnet_export.model.network import SAPNet
+from sapnet_export.measure.quality import quality
 
 from .data import Pair
 

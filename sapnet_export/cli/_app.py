@@ -10,8 +10,8 @@ from typer.core import TyperGroup
 from rich.console import Console
 from rich.table import Table
 
-from .. import __version__
-from ..errors import SapnetError
+from sapnet_export import __version__
+from sapnet_export.errors import SapnetError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -66,7 +66,7 @@ _LABELS = {
 
 
 def print_summary(title: str, summary: dict) -> None:
-    """Print a held-out summary (:func:`sapnet_export.evaluation.summarize`) as a two-column table;
+    """Print a held-out summary (:func:`sapnet_export.measure.evaluation.summarize`) as a two-column table;
     ground-truth rows show reference, converted and their difference."""
     table = Table(title=title, show_header=False)
     table.add_column("", style="bold")
@@ -87,9 +87,9 @@ def print_summary(title: str, summary: dict) -> None:
 
 
 def load_calibration_warning_if_stale(path):  # noqa: ANN001, ANN201 - Path -> CalibrationSet
-    """:func:`sapnet_export.calibration.load_calibration`, with a warning on stderr for each stale
+    """:func:`sapnet_export.export.int8.calibration.load_calibration`, with a warning on stderr for each stale
     source (the frames are still used; the report records the staleness)."""
-    from ..calibration import load_calibration
+    from sapnet_export.export.int8.calibration import load_calibration
 
     calibration = load_calibration(path)
     for line in calibration.stale:

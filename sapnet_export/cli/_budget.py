@@ -1,5 +1,5 @@
 """``run --target-fps``: read the measured configurations, choose one for the source's frames, say which
-and why, and open its Runner (:mod:`sapnet_export.budget` does the choosing)."""
+and why, and open its Runner (:mod:`sapnet_export.run.budget` does the choosing)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ from pathlib import Path
 
 from rich.table import Table
 
-from ..errors import InputError
-from ..runners.base import Runner
-from ..stream import FrameSource
+from sapnet_export.errors import InputError
+from sapnet_export.runners.base import Runner
+from sapnet_export.data.stream import FrameSource
 from ._app import console
 
 
 def _pixels(size: tuple[int, int], tile: tuple[int, int] | None, overlap: int) -> int:
     """Pixels the model runs per frame: the frame, or the total area of its tiles."""
-    from ..tiling import plan_tile, tile_count
+    from sapnet_export.model.tiling import plan_tile, tile_count
 
     plan = plan_tile(*size, tile, None)
     if plan is None:
@@ -33,13 +33,13 @@ def choose_for_source(src: FrameSource, target_fps: float, configs: list[Path], 
     Raises:
         InputError: no ``--configs``, ``--device`` given (configurations run where they were measured),
             a source that does not declare its frame size, the errors of
-            :func:`~sapnet_export.budget.load_configurations` and :func:`~sapnet_export.budget.choose`,
+            :func:`~sapnet_export.run.budget.load_configurations` and :func:`~sapnet_export.run.budget.choose`,
             or a chosen model file that no longer matches its measurement.
     """
-    from ..budget import choose, load_configurations
-    from ..machine import machine_info
-    from ..runners import create_runner
-    from ..weights import load_weights
+    from sapnet_export.run.budget import choose, load_configurations
+    from sapnet_export.machine import machine_info
+    from sapnet_export.runners import create_runner
+    from sapnet_export.model.checkpoints import load_weights
 
     if not configs:
         raise InputError("--target-fps needs --configs: bench reports measured on this machine, e.g. "

@@ -35,8 +35,8 @@ MaxDropOpt = Annotated[float, typer.Option(
 
 def discover_with_ground_truth(data: Path, gt: Path | None, limit: int | None) -> tuple[list, dict]:
     """``[(image, ground truth or None)]`` and the unmatched files; warns about unmatched ones."""
-    from ..images import discover_images, evenly_spaced
-    from ..pairs import pair_ground_truth
+    from sapnet_export.data.images import discover_images, evenly_spaced
+    from sapnet_export.data.pairs import pair_ground_truth
 
     items = evenly_spaced(discover_images([data]), limit)
     if gt is None:
@@ -65,9 +65,9 @@ def progress() -> Progress:
 def run(reference, weights_sha256: str, targets: list, items: list, *, data: Path, gt: Path | None,  # noqa: ANN001
         min_psnr: float | None, max_quality_drop: float, sizes: str | None, runs: int,
         duration: float | None, unmatched: dict):
-    """:func:`sapnet_export.verify.run_verification` with a progress bar and a line per latency."""
-    from ..latency import parse_sizes
-    from ..verify import run_verification
+    """:func:`sapnet_export.verify.parity.run_verification` with a progress bar and a line per latency."""
+    from sapnet_export.measure.latency import parse_sizes
+    from sapnet_export.verify.parity import run_verification
 
     parsed = parse_sizes(sizes) if sizes else None
     with progress() as bar:
@@ -83,8 +83,8 @@ def run(reference, weights_sha256: str, targets: list, items: list, *, data: Pat
 
 def finish(verification, title: str, json_path: Path | None, report_dir: Path | None) -> None:  # noqa: ANN001
     """Print the table and the gate lines, write the JSON and the report."""
-    from ..fileio import write_json
-    from ..report import COLUMNS, summary_rows, write_report
+    from sapnet_export.fileio import write_json
+    from sapnet_export.verify.report import COLUMNS, summary_rows, write_report
 
     table = Table(title=title)
     for column in COLUMNS:

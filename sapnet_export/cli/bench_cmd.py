@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import _results as shared
-from ..errors import InputError
+from sapnet_export.errors import InputError
 from ._app import WeightsOpt, app, console, load_calibration_warning_if_stale
 
 
@@ -59,9 +59,9 @@ def bench_command(
     """Make each format from the weights (ONNX fp32/fp16/int8, engines on a GPU), verify it against
     PyTorch fp32 on --data (fidelity; quality with --gt), time it, and print one row per format. Exit 0
     even when a format fails its gates (the table says so); 2 on usage or input errors."""
-    from ..bench import check_held_out, parse_formats
-    from ..trt_api import current_gpu
-    from ..weights import load_weights
+    from sapnet_export.verify.bench import check_held_out, parse_formats
+    from sapnet_export.engine.trt_api import current_gpu
+    from sapnet_export.model.checkpoints import load_weights
 
     gpu = current_gpu() is not None
     names = parse_formats(formats, gpu=gpu)
@@ -85,8 +85,8 @@ def bench_command(
 def _bench_once(model, info, stages, names, calibration, items, unmatched, *, gpu, workdir,  # noqa: ANN001
                 json_path, report, log, options) -> None:
     """One bench at ``stages``: make the formats, verify and time them, print and write the results."""
-    from ..bench import append_log, make_targets
-    from ..runners.torch_runner import TorchRunner
+    from sapnet_export.verify.bench import append_log, make_targets
+    from sapnet_export.runners.torch_runner import TorchRunner
 
     reference = TorchRunner(model, info, stages=stages, device="cpu")
     console.print(f"reference: torch fp32 on the CPU, {info.name} (sha256 {info.sha256[:12]}), "

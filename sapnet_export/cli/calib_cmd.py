@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..errors import CheckFailed
+from sapnet_export.errors import CheckFailed
 from ._app import SapnetGroup, app, console, err_console
 
 calib_app = typer.Typer(cls=SapnetGroup, no_args_is_help=True,
@@ -32,8 +32,8 @@ def build_command(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing set.")] = False,
 ) -> None:
     """Sample deployment-like frames into calibration/NAME (frames.npz + manifest.json)."""
-    from ..calibration import build_calibration
-    from ..export import parse_hw
+    from sapnet_export.export.int8.calibration import build_calibration
+    from sapnet_export.export.onnx_export import parse_hw
 
     with console.status("decoding and sampling frames..."):
         result, warnings = build_calibration(sources, output, size=parse_hw(size), count=count,
@@ -52,7 +52,7 @@ def show_command(
 ) -> None:
     """Describe a calibration set and check it: frames against the manifest (exit 2 if altered),
     sources against their sha256 (exit 1 if stale)."""
-    from ..calibration import load_calibration
+    from sapnet_export.export.int8.calibration import load_calibration
 
     result = load_calibration(path)
     manifest = result.manifest

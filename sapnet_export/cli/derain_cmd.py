@@ -9,8 +9,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ..derain import DEFAULT_MAX_MEGAPIXELS
-from ..errors import CheckFailed
+from sapnet_export.run.derain import DEFAULT_MAX_MEGAPIXELS
+from sapnet_export.errors import CheckFailed
 from ._app import BackendOpt, DeviceOpt, ModelOpt, StagesOpt, WeightsOpt, app, console, err_console
 
 
@@ -29,9 +29,9 @@ def derain_command(
         "--fail-fast", help="Stop at the first file that fails.")] = False,
 ) -> None:
     """Derain image files and folders into OUTPUT as 8-bit PNGs, with a latency summary."""
-    from ..derain import derain_files
-    from ..images import discover_images
-    from ..runners import create_runner
+    from sapnet_export.run.derain import derain_files
+    from sapnet_export.data.images import discover_images
+    from sapnet_export.runners import create_runner
 
     items = discover_images(inputs)
     runner = create_runner(backend, model=model, weights=weights, stages=stages, device=device)

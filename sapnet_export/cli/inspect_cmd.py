@@ -18,8 +18,8 @@ def inspect_command(
 ) -> None:
     """Describe an ONNX file (opset, metadata, ops, QDQ summary, TensorRT QDQ verdict) or an engine
     (sidecar provenance, I/O, profile, per-layer precision; tactics where a GPU can load it)."""
-    from ..fileio import to_json
-    from ..inspection import inspect_file
+    from sapnet_export.fileio import to_json
+    from sapnet_export.engine.inspection import inspect_file
 
     report = inspect_file(file)
     if as_json:

@@ -52,10 +52,10 @@ def onnx_command(
 ) -> None:
     """Export the derain network to ONNX (fp32, fp16 or int8), verify it against PyTorch fp32 before
     keeping it, and write a JSON report beside it."""
-    from ..errors import InputError
-    from ..export import Int8Options, export_onnx, parse_hw
-    from ..images import discover_images
-    from ..weights import load_weights
+    from sapnet_export.errors import InputError
+    from sapnet_export.export.onnx_export import Int8Options, export_onnx, parse_hw
+    from sapnet_export.data.images import discover_images
+    from sapnet_export.model.checkpoints import load_weights
 
     static_hw = parse_hw(static) if static else None
     items = discover_images(images) if images else []

@@ -10,9 +10,9 @@ import typer
 from rich.progress import Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ..errors import InputError
-from ..latency import parse_sizes
-from ..tiling import DEFAULT_OVERLAP
+from sapnet_export.errors import InputError
+from sapnet_export.measure.latency import parse_sizes
+from sapnet_export.model.tiling import DEFAULT_OVERLAP
 from ._app import BACKEND_HELP, DeviceOpt, ModelOpt, StagesOpt, WeightsOpt, app, console, err_console
 from ._budget import choose_for_source
 
@@ -28,7 +28,7 @@ def _tile(text: str | None) -> tuple[int, int] | None:
 
 def _say_tiling(size: tuple[int, int] | None, tile: tuple[int, int] | None, runner, overlap: int) -> None:  # noqa: ANN001
     """Say when frames will be tiled, why, and what tiling costs this network (README 'Tiling')."""
-    from ..tiling import plan_tile
+    from sapnet_export.model.tiling import plan_tile
 
     limit = runner.max_frame
     if size is None:
@@ -84,9 +84,9 @@ def run_command(
 ) -> None:
     """Derain a video, camera or stream frame by frame: decoding, inference and encoding overlap;
     prints live fps and latency, then frames, failed and dropped frames, latency p50/p99 and fps."""
-    from ..pipeline import run_stream
-    from ..runners import create_runner
-    from ..stream import open_sink, open_source
+    from sapnet_export.run.pipeline import run_stream
+    from sapnet_export.runners import create_runner
+    from sapnet_export.data.stream import open_sink, open_source
 
     tile_size = _tile(tile)
     if output is not None and output.exists() and not force and output.is_file():

@@ -29,15 +29,15 @@ def sensitivity_command(
 ) -> None:
     """Quantize one group at a time (everything else float) and rank the groups by the fidelity they
     cost: PSNR of the output against PyTorch fp32 on held-out images, lowest first."""
-    from ..errors import InputError
-    from ..evaluation import prepare_held_out
-    from ..export import DEFAULT_OPSET, to_onnx_proto
-    from ..fileio import write_json
-    from ..images import discover_images, evenly_spaced
-    from ..int8 import Int8Session, describe_mix, group_sensitivity
-    from ..quantize import check_int8_options
-    from ..runners.torch_runner import TorchRunner
-    from ..weights import load_weights
+    from sapnet_export.errors import InputError
+    from sapnet_export.measure.evaluation import prepare_held_out
+    from sapnet_export.export.onnx_export import DEFAULT_OPSET, to_onnx_proto
+    from sapnet_export.fileio import write_json
+    from sapnet_export.data.images import discover_images, evenly_spaced
+    from sapnet_export.export.int8.sensitivity import Int8Session, describe_mix, group_sensitivity
+    from sapnet_export.export.int8.quantize import check_int8_options
+    from sapnet_export.runners.torch_runner import TorchRunner
+    from sapnet_export.model.checkpoints import load_weights
 
     check_int8_options(qdq_profile, calib_method)
     calibration = load_calibration_warning_if_stale(calib)

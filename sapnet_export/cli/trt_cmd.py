@@ -56,9 +56,9 @@ def trt_command(
     """Build a TensorRT (GPU present) or TensorRT-RTX (ahead of time, no GPU needed) engine from a
     typed ONNX graph, with a provenance sidecar. From --weights, the ONNX is exported, converted and
     checked against PyTorch first ('onnx')."""
-    from ..engine_build import BuildOptions, build_engine
-    from ..errors import InputError
-    from ..sidecar import parse_profile
+    from sapnet_export.engine.build import BuildOptions, build_engine
+    from sapnet_export.errors import InputError
+    from sapnet_export.engine.sidecar import parse_profile
 
     if fp16 and int8:
         raise InputError("--fp16 and --int8: choose one")
@@ -114,11 +114,11 @@ def trt_command(
 def _export(weights: str, output: Path, precision: str, calib: Path | None, calib_method: str,
             keep_fp32: list[str] | None, images: list[Path] | None, min_psnr: float | None,
             stages: int | None, force: bool) -> tuple[Path, dict]:
-    """Export (and convert) the weights to ``OUTPUT.onnx`` with :func:`~sapnet_export.export.export_onnx`."""
-    from ..errors import InputError
-    from ..export import Int8Options, export_onnx
-    from ..images import discover_images
-    from ..weights import load_weights
+    """Export (and convert) the weights to ``OUTPUT.onnx`` with :func:`~sapnet_export.export.onnx_export.export_onnx`."""
+    from sapnet_export.errors import InputError
+    from sapnet_export.export.onnx_export import Int8Options, export_onnx
+    from sapnet_export.data.images import discover_images
+    from sapnet_export.model.checkpoints import load_weights
 
     onnx_path = output.with_suffix(".onnx")
     if onnx_path.exists() and not force:

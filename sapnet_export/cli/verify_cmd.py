@@ -31,10 +31,10 @@ def verify_command(
 ) -> None:
     """Compare each TARGET with PyTorch fp32 on every image (fidelity; quality with --gt), gate it, and
     time it. Exit 0: every gate passed; 1: a gate failed or a target failed; 2: usage or input error."""
-    from ..errors import CheckFailed
-    from ..runners.torch_runner import TorchRunner
-    from ..verify import open_target
-    from ..weights import load_weights
+    from sapnet_export.errors import CheckFailed
+    from sapnet_export.runners.torch_runner import TorchRunner
+    from sapnet_export.verify.parity import open_target
+    from sapnet_export.model.checkpoints import load_weights
 
     items, unmatched = shared.discover_with_ground_truth(data, gt, limit)
     model, info = load_weights(weights)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 
-from ..errors import InputError
+from sapnet_export.errors import InputError
 from .base import Runner, RunnerInfo
 
 #: ``--backend`` name -> ``module:class`` of its Runner (imported only when used).

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import InputError
+from sapnet_export.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class Runner(abc.ABC):
 
     info: RunnerInfo
     #: Largest frame (H, W) the Runner takes, e.g. an engine's optimization profile maximum; None: any.
-    #: ``run`` cuts larger frames into tiles of at most this size (:func:`sapnet_export.tiling.plan_tile`).
+    #: ``run`` cuts larger frames into tiles of at most this size (:func:`sapnet_export.model.tiling.plan_tile`).
     max_frame: tuple[int, int] | None = None
 
     #: Whether :meth:`run_tiles` is implemented: the tiles of a frame run as one batch whose channel
@@ -53,7 +53,7 @@ class Runner(abc.ABC):
     def run_tiles(self, tiles: np.ndarray, pool_weights: np.ndarray) -> np.ndarray:
         """Derain the tiles of one frame, float32 [T, 3, h, w], as one batch whose channel attention
         pools with ``pool_weights`` (float32 [T, 1, h, w], summing to 1 over the frame); returns float32
-        [T, 3, h, w]. See :func:`sapnet_export.tiling.run_tiled_shared_pooling`.
+        [T, 3, h, w]. See :func:`sapnet_export.model.tiling.run_tiled_shared_pooling`.
 
         Raises:
             InputError: ``tiles`` or ``pool_weights`` is not float32 of those shapes.

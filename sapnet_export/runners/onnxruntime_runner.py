@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
-from ..onnx_meta import (INPUT_NAME, OUTPUT_NAME, POOL_WEIGHTS_NAME, check_io, graph_precision, load_onnx,
+from sapnet_export.errors import InputError
+from sapnet_export.model.onnx_meta import (INPUT_NAME, OUTPUT_NAME, POOL_WEIGHTS_NAME, check_io, graph_precision, load_onnx,
                          metadata)
-from ..tiling import whole_frame_pool_weights
+from sapnet_export.model.tiling import whole_frame_pool_weights
 from .base import Runner, RunnerInfo
 
 #: ``device`` names of this Runner and the ONNX Runtime execution provider each one means.
@@ -51,11 +51,11 @@ class OnnxRuntimeRunner(Runner):
     A shared-pooling export (second input ``pool_weights``, ``sapnet-export onnx --shared-pooling``)
     sets :attr:`shared_pooling`: :meth:`run_tiles` feeds a frame's tiles with their pool weights, and
     :meth:`run` runs each frame of a batch on its own with
-    :func:`~sapnet_export.tiling.whole_frame_pool_weights`, which computes what the plain export computes.
+    :func:`~sapnet_export.model.tiling.whole_frame_pool_weights`, which computes what the plain export computes.
 
     Args:
         path: the ONNX file; input ``rainy`` (and ``pool_weights``), output ``derained`` (see
-            :mod:`sapnet_export.onnx_meta`).
+            :mod:`sapnet_export.model.onnx_meta`).
         device: ``cpu``, ``cuda`` or ``tensorrt`` (:data:`PROVIDERS`).
         threads: intra-op threads of the CPU provider; None lets ONNX Runtime use every core.
 

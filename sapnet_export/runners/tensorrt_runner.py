@@ -1,7 +1,7 @@
 """The TensorRT / TensorRT-RTX engine Runner: torch CUDA tensors as buffers, ``execute_async_v3``.
 
 Before the engine is deserialized, its sidecar is compared with this runtime (builder kind, version, GPU
-compute capability; :func:`sapnet_export.sidecar.check_runtime`), so a mismatch is a sentence, not a
+compute capability; :func:`sapnet_export.engine.sidecar.check_runtime`), so a mismatch is a sentence, not a
 "version tag does not match" from deep inside TensorRT. Each call sets the input shape (checked against
 the engine's optimization profile first), points the I/O tensors at torch CUDA buffers and enqueues the
 engine on a non-default CUDA stream (TensorRT API: ``IExecutionContext.set_input_shape``,
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
-from ..onnx_meta import INPUT_NAME, OUTPUT_NAME
-from ..sidecar import Profile, check_in_profile, check_runtime, load_sidecar
-from ..trt_api import collecting_logger, current_gpu, import_trt
+from sapnet_export.errors import InputError
+from sapnet_export.model.onnx_meta import INPUT_NAME, OUTPUT_NAME
+from sapnet_export.engine.sidecar import Profile, check_in_profile, check_runtime, load_sidecar
+from sapnet_export.engine.trt_api import collecting_logger, current_gpu, import_trt
 from .base import Runner, RunnerInfo
 
 def load_engine(path: Path, sidecar: dict):  # noqa: ANN201 - (TrtApi, Gpu, Runtime, ICudaEngine, logger)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..errors import InputError
-from ..model import SAPNet
-from ..weights import WeightsInfo, load_weights
+from sapnet_export.errors import InputError
+from sapnet_export.model.network import SAPNet
+from sapnet_export.model.checkpoints import WeightsInfo, load_weights
 from .base import Runner, RunnerInfo
 
 
 class TorchRunner(Runner):
-    """Runs :class:`~sapnet_export.model.SAPNet` in PyTorch eager mode, float32, under ``inference_mode``.
+    """Runs :class:`~sapnet_export.model.network.SAPNet` in PyTorch eager mode, float32, under ``inference_mode``.
 
     Args:
         model: the network (its weights loaded).

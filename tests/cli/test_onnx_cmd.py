@@ -2,7 +2,7 @@ import os
 import sys
 
 from conftest import invoke_cli as invoke, write_rgb
-from sapnet_export.onnx_meta import load_onnx, metadata
+from sapnet_export.model.onnx_meta import load_onnx, metadata
 
 
 def test_onnx_command_writes_and_reports(tiny_onnx):

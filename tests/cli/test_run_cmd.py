@@ -1,6 +1,6 @@
 from conftest import invoke_cli as invoke, write_rgb
-from sapnet_export.stream import open_source
-from test_stream import _frames, write_video
+from sapnet_export.data.stream import open_source
+from conftest import block_frames as _frames, write_frames_video as write_video
 
 
 def test_run_derains_a_video_into_a_video_with_a_summary(tmp_path, tiny_checkpoint):

@@ -4,7 +4,7 @@ import pytest
 
 from conftest import TINY_PROFILE, invoke_cli as invoke, need_shared, write_rgb
 from sapnet_export.fileio import sha256_file
-from sapnet_export.trt_api import current_gpu
+from sapnet_export.engine.trt_api import current_gpu
 
 pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX (tensorrt-rtx-cu13) is not installed")
 
@@ -77,7 +77,7 @@ def test_trt_int8_from_weights_with_and_without_held_out_images(tiny_checkpoint,
 def test_published_checkpoint_engines(precision, seeded_official_cache, tmp_path):
     """The issue's command, on the published checkpoint: 'trt --weights official --int8 --calib DIR
     --target sm89' (and --fp16) on a machine without a GPU."""
-    from sapnet_export.calibration import build_calibration
+    from sapnet_export.export.int8.calibration import build_calibration
 
     extra = []
     if precision == "int8":

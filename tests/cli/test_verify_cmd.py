@@ -60,9 +60,9 @@ def test_published_checkpoint_int8_passes_and_its_damaged_copy_fails(seeded_offi
     """The issue's check on the real model: an int8 graph (tensorrt profile, calibrated on real rain)
     passes verify on Rain100L images; the same graph with one weight scale x 100 fails with exit 1."""
     from conftest import damage_int8_scale, need_shared
-    from sapnet_export.calibration import build_calibration, load_calibration
-    from sapnet_export.export import Int8Options, export_onnx
-    from sapnet_export.weights import load_weights
+    from sapnet_export.export.int8.calibration import build_calibration, load_calibration
+    from sapnet_export.export.onnx_export import Int8Options, export_onnx
+    from sapnet_export.model.checkpoints import load_weights
 
     rain100l = need_shared("data/rain100l")
     data = tmp_path / "data"

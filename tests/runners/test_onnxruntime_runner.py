@@ -5,10 +5,10 @@ import onnx
 import pytest
 
 from sapnet_export.errors import InputError
-from sapnet_export.export import export_onnx
+from sapnet_export.export.onnx_export import export_onnx
 from sapnet_export.runners import create_runner
 from sapnet_export.runners.onnxruntime_runner import OnnxRuntimeRunner, onnxruntime_distribution
-from sapnet_export.weights import load_weights
+from sapnet_export.model.checkpoints import load_weights
 
 
 @pytest.fixture
@@ -69,11 +69,11 @@ def test_output_is_float32(tiny_onnx):
 
 def test_shared_pooling_export_runs_whole_frames_and_tile_batches(tiny_checkpoint, tmp_path):
     from sapnet_export.runners.torch_runner import TorchRunner
-    from sapnet_export.tiling import TileLayout
+    from sapnet_export.model.tiling import TileLayout
 
     import torch
 
-    from sapnet_export.model import CRALayer
+    from sapnet_export.model.network import CRALayer
 
     model, info = load_weights(tiny_checkpoint)
     with torch.no_grad():  # random weights barely attend; strengthen the attention so pooling matters

@@ -6,8 +6,8 @@ import pytest
 
 from sapnet_export.errors import InputError
 from sapnet_export.runners import create_runner
-from sapnet_export.sidecar import sidecar_path
-from sapnet_export.trt_api import current_gpu
+from sapnet_export.engine.sidecar import sidecar_path
+from sapnet_export.engine.trt_api import current_gpu
 
 GPU = current_gpu()
 

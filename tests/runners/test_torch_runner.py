@@ -5,7 +5,7 @@ import torch
 from sapnet_export.errors import InputError
 from sapnet_export.runners import create_runner
 from sapnet_export.runners.torch_runner import TorchRunner
-from sapnet_export.weights import load_weights
+from sapnet_export.model.checkpoints import load_weights
 
 
 def test_runs_the_model_and_describes_itself(tiny_checkpoint):

@@ -77,7 +77,7 @@ def test_no_pretrained_is_warned_and_recorded(tmp_path, clean_dir):
     code, output = train_cli(*args)
     assert code == 0, output
     assert "random (seeded) features" in output
-    from sapnet_export.weights import load_weights
+    from sapnet_export.model.checkpoints import load_weights
 
     _, info = load_weights(tmp_path / "run" / "sapnet.pth")
     assert info.metadata["training"]["recipe"]["pretrained"] is False

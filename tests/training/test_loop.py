@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from sapnet_export.errors import InputError
-from sapnet_export.model import SAPNet
-from sapnet_export.weights import load_weights
+from sapnet_export.model.network import SAPNet
+from sapnet_export.model.checkpoints import load_weights
 from training.data import PatchDataset, Pair
 from training.losses import LossWeights, ssim
 from training.loop import TrainConfig, train

@@ -1,0 +1,1 @@
+"""Images, video, ground-truth pairs, stream sources and sinks."""

@@ -1,0 +1,283 @@
+"""Frame sources and sinks of ``sapnet-export run``: image folders, video files, cameras, network
+streams; video files and image folders out.
+
+Decoding and encoding use PyAV (FFmpeg's libraries, bundled in its wheels, so no system FFmpeg):
+one library for files, V4L2 cameras (``/dev/videoN``) and network streams (RTSP, HTTP, UDP...),
+packet-level control so that one corrupt packet costs one frame rather than the stream, and H.264
+encoding with libx264. Frames are uint8 [H, W, 3] RGB in this module.
+"""
+
+from __future__ import annotations
+
+import abc
+import functools
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from sapnet_export.errors import ImageError, InputError
+from sapnet_export.fileio import atomic_output
+from .images import IMAGE_SUFFIXES, discover_images, read_image, to_uint8
+from .video import VIDEO_SUFFIXES
+
+#: Container format PyAV writes for each output suffix.
+CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi"}
+#: Frame rate given to a video written from an image folder (which has none).
+DEFAULT_FPS = 25.0
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame, or a frame that failed to decode.
+
+    Attributes:
+        index: 0-based position in the source.
+        image: uint8 [H, W, 3] RGB, or None when decoding failed.
+        error: why decoding failed (None when it did not).
+    """
+
+    index: int
+    image: np.ndarray | None
+    error: str | None = None
+
+
+class FrameSource(abc.ABC):
+    """Frames in decoding order. ``live`` sources (cameras, network streams) cannot wait for the
+    model: frames are dropped when it falls behind; files and folders are never dropped from."""
+
+    description: str
+    fps: float | None
+    live: bool = False
+
+    @abc.abstractmethod
+    def __iter__(self) -> Iterator[Frame]:
+        """Yield frames until the source ends."""
+
+    def close(self) -> None:
+        """Release the source (idempotent)."""
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        """Frame size (H, W) as the source declares it before decoding (None when it does not)."""
+        return None
+
+
+class ImageFolderSource(FrameSource):
+    """Image files (a folder, recursively, in natural order, or one file); an unreadable file is a
+    failed frame, named in its error."""
+
+    def __init__(self, items: list[tuple[Path, Path]], description: str) -> None:
+        self.items, self.description, self.fps = items, description, None
+
+    @functools.cached_property
+    def size(self) -> tuple[int, int] | None:
+        """(H, W) of the first image (its header, read once); None when it cannot be read."""
+        try:
+            with Image.open(self.items[0][0]) as image:
+                return image.height, image.width
+        except (OSError, IndexError):
+            return None
+
+    def __iter__(self) -> Iterator[Frame]:
+        for index, (path, _) in enumerate(self.items):
+            try:
+                yield Frame(index, to_uint8(read_image(path)))
+            except ImageError as exc:
+                yield Frame(index, None, str(exc))
+
+
+class AVSource(FrameSource):
+    """A video file, camera or network stream opened with PyAV; a packet that fails to decode is a
+    failed frame, and decoding goes on with the next packet.
+
+    Raises:
+        InputError: the source cannot be opened or has no video stream (the message names it).
+    """
+
+    def __init__(self, spec: str, *, live: bool, format: str | None = None) -> None:
+        import av
+
+        self.description, self.live = spec, live
+        try:
+            self.container = av.open(spec, format=format, timeout=10.0 if live else None)
+        except Exception as exc:  # av.error.FileNotFoundError, InvalidDataError, OSError...
+            raise InputError(f"{spec}: cannot open as a video source: {exc}") from exc
+        if not self.container.streams.video:
+            self.container.close()
+            raise InputError(f"{spec}: has no video stream")
+        self.stream = self.container.streams.video[0]
+        self.stream.thread_type = "AUTO"
+        rate = self.stream.average_rate or self.stream.guessed_rate
+        self.fps = float(rate) if rate else None
+
+    def __iter__(self) -> Iterator[Frame]:
+        import av
+
+        index = 0
+        for packet in self.container.demux(self.stream):
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError as exc:
+                yield Frame(index, None, f"{self.description}: frame {index}: {exc}")
+                index += 1
+                continue
+            for frame in frames:
+                yield Frame(index, frame.to_ndarray(format="rgb24"))
+                index += 1
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        """(H, W) from the stream's codec parameters (None when the container does not say)."""
+        context = self.stream.codec_context
+        return (context.height, context.width) if context.height and context.width else None
+
+    def close(self) -> None:
+        self.container.close()
+
+
+def open_source(spec: str | os.PathLike) -> FrameSource:
+    """Open ``spec``: an image folder or file, a video file, ``/dev/videoN`` (V4L2) or a URL
+    (``rtsp://``, ``http://``, ``udp://``...).
+
+    Raises:
+        InputError: missing path, an empty folder, or a source PyAV cannot open.
+    """
+    text = str(spec)
+    if "://" in text:
+        return AVSource(text, live=True)
+    if text.startswith("/dev/video"):
+        return AVSource(text, live=True, format="v4l2")
+    path = Path(text)
+    if path.is_dir() or (path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES):
+        return ImageFolderSource(discover_images([path]), text)
+    if not path.exists():
+        raise InputError(f"{path}: no such file, folder or device")
+    return AVSource(text, live=False)
+
+
+class FrameSink(abc.ABC):
+    """Where derained frames go. :meth:`close` finishes the output (also after Ctrl-C);
+    :meth:`abort` removes what was written."""
+
+    description: str
+
+    @abc.abstractmethod
+    def write(self, index: int, image: np.ndarray) -> None:
+        """Write uint8 [H, W, 3] RGB frame number ``index``."""
+
+    def close(self) -> None:
+        """Finish the output."""
+
+    def abort(self) -> None:
+        """Discard the output (an error before anything useful was written)."""
+
+
+class NullSink(FrameSink):
+    """Measure only: frames are dropped after inference."""
+
+    description = "nothing (measure only)"
+
+    def write(self, index: int, image: np.ndarray) -> None:
+        return None
+
+
+class FolderSink(FrameSink):
+    """One PNG per frame, ``frame_000000.png`` numbered by source index, each written atomically.
+
+    Raises:
+        InputError: the folder cannot be created or written.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.description = folder, f"{folder}/ (PNG per frame)"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"{folder}: cannot create the output folder: {exc}") from exc
+
+    def write(self, index: int, image: np.ndarray) -> None:
+        path = self.folder / f"frame_{index:06d}.png"
+        try:
+            with atomic_output(path) as tmp:
+                Image.fromarray(image).save(tmp, format="PNG")
+        except OSError as exc:
+            raise InputError(f"{path}: cannot write: {exc}") from exc
+
+
+class VideoSink(FrameSink):
+    """H.264 (libx264, yuv420p, CRF 18) in the container the suffix names, written to a temporary
+    file beside ``path`` and renamed by :meth:`close`. yuv420p needs even sizes: an odd width or
+    height is padded by repeating the last column or row (:attr:`padded` says so).
+
+    Raises:
+        InputError: unsupported suffix, or the file cannot be created.
+    """
+
+    def __init__(self, path: Path, fps: float) -> None:
+        import av
+
+        suffix = path.suffix.lower()
+        if suffix not in CONTAINERS:
+            raise InputError(f"{path}: unsupported video suffix {suffix!r} "
+                             f"(use {', '.join(sorted(CONTAINERS))}, or a folder)")
+        self.path, self.fps = path, fps
+        self.tmp = path.with_name(f".{path.name}.part{suffix}")
+        self.description = f"{path} (H.264, {fps:g} fps)"
+        self.padded = False
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.container = av.open(str(self.tmp), "w", format=CONTAINERS[suffix])
+        except Exception as exc:
+            raise InputError(f"{path}: cannot write the video: {exc}") from exc
+        self.stream = None
+
+    def write(self, index: int, image: np.ndarray) -> None:
+        import av
+
+        height, width = image.shape[:2]
+        if height % 2 or width % 2:
+            image = np.pad(image, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+            self.padded = True
+        if self.stream is None:
+            rate = Fraction(self.fps).limit_denominator(1001)
+            self.stream = self.container.add_stream("libx264", rate=rate)
+            self.stream.width, self.stream.height = image.shape[1], image.shape[0]
+            self.stream.pix_fmt = "yuv420p"
+            self.stream.options = {"crf": "18"}
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+
+    def close(self) -> None:
+        if self.stream is not None:
+            for packet in self.stream.encode(None):
+                self.container.mux(packet)
+        self.container.close()
+        if self.stream is None:  # no frame: no video
+            self.tmp.unlink(missing_ok=True)
+            return
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        self.container.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def open_sink(output: str | os.PathLike | None, fps: float | None) -> FrameSink:
+    """A :class:`VideoSink` for a video suffix, a :class:`FolderSink` otherwise, a :class:`NullSink`
+    for None. ``fps`` is the source's rate (:data:`DEFAULT_FPS` when it has none).
+
+    Raises:
+        InputError: see the sinks.
+    """
+    if output is None:
+        return NullSink()
+    path = Path(output)
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        return VideoSink(path, fps or DEFAULT_FPS)
+    return FolderSink(path)

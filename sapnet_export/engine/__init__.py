@@ -1,0 +1,1 @@
+"""TensorRT / TensorRT-RTX: the API, the engine build, the sidecar, inspection."""

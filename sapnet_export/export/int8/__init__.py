@@ -1,0 +1,1 @@
+"""INT8: calibration sets, QDQ quantization profiles, TensorRT QDQ rules, sensitivity and the fidelity budget."""

@@ -1,0 +1,183 @@
+"""INT8 conversion with a fidelity budget: per-group sensitivity and the mixed-precision search.
+
+One :class:`Int8Session` calibrates once (the ranges are cached in its work folder) and can then quantize
+any subset of the network's groups (:data:`sapnet_export.export.int8.quantize.GROUPS`) and measure the result on
+held-out images with ONNX Runtime on the CPU, against the PyTorch fp32 references.
+
+- :func:`group_sensitivity` quantizes one group at a time, everything else float, and ranks the groups
+  by the fidelity they cost (lowest PSNR first);
+- :func:`meet_budget` starts from full INT8 and keeps the most harmful groups in float, one at a time
+  in sensitivity order, until the minimum PSNR over the held-out images reaches the budget.
+
+The idea is the one of TensorRT Model Optimizer's AutoQuantize and Polygraphy's ``debug precision``,
+measured here in image terms (PSNR of the derained output) rather than by a task loss.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from sapnet_export.measure.evaluation import HeldOutImage, ImageResult, evaluate, summarize
+from sapnet_export.model.onnx_meta import pooling_nodes
+from .quantize import DEFAULT_CALIB_METHOD, GROUPS, QDQ_PROFILES, conv_macs, int8_conv_nodes, node_groups, quantize_int8
+from sapnet_export.runners.onnxruntime_runner import OnnxRuntimeRunner
+
+
+@dataclass
+class Trial:
+    """One quantized variant measured on the held-out images.
+
+    Attributes:
+        float_groups: quantizable groups kept in float (``--keep-fp32`` nodes are float in every trial).
+        int8_groups: groups quantized (for a sensitivity trial: the one group).
+        int8_mac_share: share (0..1) of the network's Conv MACs running in int8.
+        results: per-image fidelity (and quality) against the fp32 reference.
+        path: the quantized ONNX (in the session's work folder).
+    """
+
+    float_groups: tuple[str, ...]
+    int8_groups: tuple[str, ...]
+    int8_mac_share: float
+    results: list[ImageResult]
+    path: Path
+
+    @property
+    def min_psnr_db(self) -> float:
+        """Lowest fidelity PSNR (dB) over the held-out images (NaN when there were none)."""
+        return min((r.fidelity.psnr_db for r in self.results), default=float("nan"))
+
+    @property
+    def mean_psnr_db(self) -> float:
+        """Mean fidelity PSNR (dB) over the held-out images (NaN when there were none)."""
+        return summarize(self.results).get("fidelity_psnr_db_mean", float("nan"))
+
+
+@dataclass
+class Int8Session:
+    """Calibrate once, then quantize and measure variants.
+
+    Args:
+        fp32: the fp32 export (its node names define the groups).
+        frames: calibration frames, float32 [N, 3, H, W] in [0, 1].
+        held_out: held-out images with their references (:func:`~sapnet_export.measure.evaluation.prepare_held_out`).
+        profile, calib_method: see :func:`~sapnet_export.export.int8.quantize.quantize_int8`.
+        keep_fp32: node names always kept in float (``--keep-fp32``); the pooling nodes of a
+            shared-pooling graph (:func:`~sapnet_export.model.onnx_meta.pooling_nodes`) always are too.
+        workdir: folder for the intermediate graphs and the calibration cache (a temporary one if None).
+        on_trial: called after each measured variant.
+    """
+
+    fp32: onnx.ModelProto
+    frames: np.ndarray
+    held_out: Sequence[HeldOutImage]
+    profile: str = "tensorrt"
+    calib_method: str = DEFAULT_CALIB_METHOD
+    keep_fp32: Sequence[str] = ()
+    workdir: Path | None = None
+    on_trial: Callable[[Trial], None] | None = None
+    _tmp: tempfile.TemporaryDirectory | None = field(default=None, init=False, repr=False)
+    _count: int = field(default=0, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.workdir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="sapnet-int8-")
+            self.workdir = Path(self._tmp.name)
+        self.workdir = Path(self.workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.fp32_path = self.workdir / "fp32.onnx"
+        onnx.save(self.fp32, str(self.fp32_path))
+        self.cache_path = self.workdir / f"calibration-{self.profile}-{self.calib_method}.json"
+        self.groups = node_groups(self.fp32)
+        self.keep_fp32 = (*self.keep_fp32, *(n for n in pooling_nodes(self.fp32) if n not in self.keep_fp32))
+        height, width = (self.held_out[0].image.shape[2:] if self.held_out else (64, 64))
+        self.macs = conv_macs(self.fp32, int(height), int(width))
+        quantizable = set(QDQ_PROFILES[self.profile].op_types)
+        self.quantizable_groups = tuple(g for g in GROUPS if any(
+            self.groups[n.name] == g and n.op_type in quantizable for n in self.fp32.graph.node))
+
+    def close(self) -> None:
+        """Remove the temporary work folder (if the session made it)."""
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def quantize(self, int8_groups: Sequence[str]) -> tuple[Path, onnx.ModelProto, float]:
+        """Quantize the nodes of ``int8_groups`` (minus ``keep_fp32``); everything else stays float.
+
+        Returns:
+            (path of the QDQ graph, the graph, share of Conv MACs in int8).
+        """
+        chosen = set(int8_groups)
+        keep = set(self.keep_fp32)
+        exclude = [name for name, group in self.groups.items() if group not in chosen or name in keep]
+        self._count += 1
+        path = self.workdir / f"int8-{self._count}.onnx"
+        first = not self.cache_path.is_file()
+        proto = quantize_int8(self.fp32_path, path, profile=self.profile,
+                              frames=self.frames if first else None, calib_method=self.calib_method,
+                              cache_path=self.cache_path, exclude=exclude)
+        int8_nodes = int8_conv_nodes(proto)
+        share = sum(self.macs[n] for n in int8_nodes) / sum(self.macs.values())
+        return path, proto, share
+
+    def trial(self, int8_groups: Sequence[str]) -> Trial:
+        """Quantize ``int8_groups`` and measure the variant on the held-out images."""
+        path, _, share = self.quantize(int8_groups)
+        results = evaluate(OnnxRuntimeRunner(path, device="cpu"), self.held_out)
+        result = Trial(float_groups=tuple(g for g in self.quantizable_groups if g not in int8_groups),
+                       int8_groups=tuple(int8_groups), int8_mac_share=share, results=results,
+                       path=path)
+        if self.on_trial:
+            self.on_trial(result)
+        return result
+
+
+def group_sensitivity(session: Int8Session) -> list[Trial]:
+    """Quantize each quantizable group alone and rank the groups, most harmful (lowest PSNR) first."""
+    trials = [session.trial([group]) for group in session.quantizable_groups]
+    return sorted(trials, key=lambda t: t.min_psnr_db)
+
+
+@dataclass
+class BudgetResult:
+    """Outcome of :func:`meet_budget`: the chosen variant, every variant tried in order, and the
+    sensitivity ranking when one was needed (empty when full INT8 already met the budget)."""
+
+    chosen: Trial
+    tried: list[Trial]
+    ranking: list[Trial]
+    met: bool
+
+
+def meet_budget(session: Int8Session, min_psnr_db: float | None) -> BudgetResult:
+    """Full INT8, then keep the most harmful groups in float until the minimum held-out PSNR reaches
+    ``min_psnr_db`` (None: full INT8 as is). ``met`` is False when even the last variant misses it
+    (possible only with ``keep_fp32`` nodes or a budget above what fp32 itself gives)."""
+    full = session.trial(session.quantizable_groups)
+    tried, ranking = [full], []
+    if min_psnr_db is None or full.min_psnr_db >= min_psnr_db:
+        return BudgetResult(chosen=full, tried=tried, ranking=ranking,
+                            met=min_psnr_db is None or full.min_psnr_db >= min_psnr_db)
+    ranking = group_sensitivity(session)
+    int8 = list(session.quantizable_groups)
+    for harmful in ranking:
+        int8.remove(harmful.int8_groups[0])
+        if not int8:
+            break
+        current = session.trial(int8)
+        tried.append(current)
+        if current.min_psnr_db >= min_psnr_db:
+            return BudgetResult(chosen=current, tried=tried, ranking=ranking, met=True)
+    return BudgetResult(chosen=tried[-1], tried=tried, ranking=ranking, met=False)
+
+
+def describe_mix(trial: Trial) -> dict:
+    """The JSON-ready description of a variant: groups in float/int8, MAC share, fidelity."""
+    return {"float_groups": list(trial.float_groups), "int8_groups": list(trial.int8_groups),
+            "int8_mac_share": trial.int8_mac_share, "fidelity_psnr_db_min": trial.min_psnr_db,
+            "fidelity_psnr_db_mean": trial.mean_psnr_db}

@@ -1,0 +1,1 @@
+"""Measurements: fidelity, quality against ground truth, latency, held-out evaluation."""

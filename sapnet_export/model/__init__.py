@@ -1,0 +1,1 @@
+"""The network, its checkpoints, the ONNX graph contract and tiling."""

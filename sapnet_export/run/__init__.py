@@ -1,0 +1,1 @@
+"""Deraining: files, the streaming pipeline, the frame-rate budget."""

@@ -1,0 +1,218 @@
+"""The streaming pipeline of ``sapnet-export run``: decode, inference and encode overlap.
+
+Three stages in three threads joined by bounded queues (:data:`QUEUE_FRAMES` frames each)::
+
+    reader thread: source -> decoded queue -> main thread: Runner (tiled if needed) -> encoded queue -> writer thread: sink
+
+The backend runs in the calling thread and only waits for frames when decoding is slower than it.
+A file source blocks when the decoded queue is full (no frame is lost). A live source (camera,
+network stream) cannot wait: when the queue is full, the oldest waiting frame is dropped and
+counted, so the output stays current. A frame that fails to decode is counted and skipped.
+``KeyboardInterrupt`` (Ctrl-C) stops reading; frames still waiting to be derained are discarded,
+every frame already derained is written, and the sink is closed, so the video file is complete
+and playable.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from sapnet_export.data.images import to_uint8
+from sapnet_export.runners.base import Runner
+from sapnet_export.data.stream import FrameSink, FrameSource
+from sapnet_export.model.tiling import plan_tile, run_tiled, run_tiled_shared_pooling, tile_count
+
+#: Capacity of each queue, frames (bounds memory: 2 x 4 frames of 1080p uint8 is 50 MB).
+QUEUE_FRAMES = 4
+_END = object()
+
+
+@dataclass
+class StreamStats:
+    """What a run did.
+
+    Attributes:
+        frames_written: frames derained and given to the sink.
+        failed: frames that failed to decode (skipped), with their reasons in ``failures``.
+        dropped: frames a live source produced while the queue was full (never for files).
+        latencies_s: seconds of inference per frame (tiles and blending included), in order.
+        wall_s: seconds from the first frame read to the last frame written.
+        tiles_per_frame: tiles of the last frame (1 when untiled).
+        interrupted: the run was stopped by Ctrl-C.
+    """
+
+    frames_written: int = 0
+    failed: int = 0
+    dropped: int = 0
+    failures: list[str] = field(default_factory=list)
+    latencies_s: list[float] = field(default_factory=list)
+    wall_s: float = 0.0
+    tiles_per_frame: int = 1
+    interrupted: bool = False
+
+    def latency_ms(self, q: float) -> float:
+        """Latency percentile ``q`` (0-100) in ms; NaN with no frame."""
+        return float(np.percentile(self.latencies_s, q) * 1e3) if self.latencies_s else float("nan")
+
+    @property
+    def fps(self) -> float:
+        """Frames written per wall-clock second, end to end (decode and encode included)."""
+        return self.frames_written / self.wall_s if self.wall_s > 0 else float("nan")
+
+
+def derain_frame(runner: Runner, image: np.ndarray, tile: tuple[int, int] | None,
+                 overlap: int) -> np.ndarray:
+    """uint8 [H, W, 3] RGB -> derained uint8 [H, W, 3], whole or in ``tile``-sized tiles with
+    ``overlap``, clipped and rounded. Tiles share the frame's channel-attention pooling where the Runner
+    can (:attr:`~sapnet_export.runners.base.Runner.shared_pooling`,
+    :func:`~sapnet_export.model.tiling.run_tiled_shared_pooling`), else run one by one
+    (:func:`~sapnet_export.model.tiling.run_tiled`)."""
+    batch = np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
+    if tile is None:
+        out = runner.run(batch)
+    elif runner.shared_pooling:
+        out = run_tiled_shared_pooling(runner.run_tiles, batch, tile, overlap)
+    else:
+        out = run_tiled(runner.run, batch, tile, overlap)
+    return to_uint8(out[0])
+
+
+def _reader(source: FrameSource, frames: queue.Queue, stop: threading.Event, stats: StreamStats,
+            errors: list[BaseException]) -> None:
+    try:
+        for frame in source:
+            if stop.is_set():
+                break
+            if source.live:
+                while True:
+                    try:
+                        frames.put_nowait(frame)
+                        break
+                    except queue.Full:
+                        try:
+                            frames.get_nowait()
+                            stats.dropped += 1
+                        except queue.Empty:
+                            pass
+            else:
+                while not stop.is_set():
+                    try:
+                        frames.put(frame, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+    except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+        errors.append(exc)
+    finally:
+        frames.put(_END)
+
+
+def _writer(sink: FrameSink, outputs: queue.Queue, errors: list[BaseException]) -> None:
+    while True:
+        item = outputs.get()
+        if item is _END:
+            return
+        if errors:
+            continue  # drain after a failure
+        try:
+            sink.write(*item)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            errors.append(exc)
+
+
+def run_stream(source: FrameSource, runner: Runner, sink: FrameSink, *,
+               tile: tuple[int, int] | None = None, overlap: int = 0,
+               on_frame: Callable[[StreamStats], None] | None = None,
+               max_frames: int | None = None) -> StreamStats:
+    """Derain every frame of ``source`` with ``runner`` into ``sink`` (see the module docstring).
+
+    Args:
+        source, runner, sink: the three ends.
+        tile: largest input given to the runner, (h, w); None runs frames whole unless they exceed
+            the runner's ``max_frame`` (an engine's profile), which tiles them too
+            (:func:`~sapnet_export.model.tiling.plan_tile`).
+        overlap: pixels shared by neighbouring tiles.
+        on_frame: called after each frame (a live status line).
+        max_frames: stop after this many frames read.
+
+    Returns:
+        The counts and timings; ``interrupted`` when Ctrl-C stopped the run.
+
+    Raises:
+        The source's, runner's or sink's first error (after the sink was aborted).
+    """
+    stats = StreamStats()
+    frames: queue.Queue = queue.Queue(QUEUE_FRAMES)
+    outputs: queue.Queue = queue.Queue(QUEUE_FRAMES)
+    stop = threading.Event()
+    reader_errors: list[BaseException] = []
+    writer_errors: list[BaseException] = []
+    reader = threading.Thread(target=_reader, args=(source, frames, stop, stats, reader_errors),
+                              name="decode", daemon=True)
+    writer = threading.Thread(target=_writer, args=(sink, outputs, writer_errors), name="encode",
+                              daemon=True)
+    start = time.perf_counter()
+    reader.start()
+    writer.start()
+    read, ended = 0, False
+    try:
+        try:
+            while not writer_errors:
+                frame = frames.get()
+                if frame is _END:
+                    ended = True
+                    break
+                read += 1
+                if max_frames is not None and read > max_frames:
+                    break
+                if frame.image is None:
+                    stats.failed += 1
+                    stats.failures.append(frame.error or f"frame {frame.index}: no image")
+                    continue
+                plan = plan_tile(*frame.image.shape[:2], tile, runner.max_frame)
+                begin = time.perf_counter()
+                out = derain_frame(runner, frame.image, plan, overlap)
+                stats.latencies_s.append(time.perf_counter() - begin)
+                stats.tiles_per_frame = 1 if plan is None else tile_count(*frame.image.shape[:2], plan, overlap)
+                outputs.put((frame.index, out))
+                stats.frames_written += 1
+                stats.wall_s = time.perf_counter() - start
+                if on_frame:
+                    on_frame(stats)
+        except KeyboardInterrupt:
+            stats.interrupted = True
+        stop.set()
+        if not ended:
+            _drain(frames)
+        reader.join()
+    except BaseException:
+        stop.set()
+        outputs.put(_END)
+        writer.join()
+        sink.abort()
+        raise
+    outputs.put(_END)
+    writer.join()
+    stats.wall_s = time.perf_counter() - start
+    error = (reader_errors or writer_errors or [None])[0]
+    if error is not None:
+        sink.abort()
+        raise error
+    sink.close()
+    return stats
+
+
+def _drain(frames: queue.Queue) -> None:
+    """Empty the decoded queue so a reader blocked on it can see the stop and finish."""
+    while True:
+        try:
+            if frames.get(timeout=0.05) is _END:
+                return
+        except queue.Empty:
+            continue
