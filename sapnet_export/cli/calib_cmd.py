@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
@@ -18,8 +18,6 @@ app.add_typer(calib_app, name="calib")
 
 @calib_app.command("build")
 def build_command(
-    sources: Annotated[list[str], typer.Argument(
-        help="Image files, folders, glob patterns (quote them) and video files.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="The set's folder, e.g. "
                                          "calibration/NAME.")],
     size: Annotated[str, typer.Option("--size", metavar="HxW", help="Frame size: the shape the "
@@ -29,21 +27,33 @@ def build_command(
     fit: Annotated[str, typer.Option("--fit", help="crop: random HxW window at native scale "
                                      "(rain streaks keep their size); resize: whole frame scaled to "
                                      "cover HxW, centre-cropped.")] = "crop",
+    clean: Annotated[Optional[list[str]], typer.Option(
+        "--clean", help="Clean (dry) frames to render synthetic rain on, like SOURCES; their frames are "
+        "drawn together with those of SOURCES. Repeatable. Needs --synthetic-rain.")] = None,
+    synthetic_rain: Annotated[Optional[str], typer.Option(
+        "--synthetic-rain", help="Rain rendered on the --clean frames: light (about Rain100L), moderate, "
+        "heavy, or mixed (light and heavy in turn); deterministic by --seed, recorded in the "
+        "manifest.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing set.")] = False,
+    sources: Annotated[Optional[list[str]], typer.Argument(
+        help="Image files, folders, glob patterns (quote them) and video files, used as they are.")] = None,
 ) -> None:
     """Sample deployment-like frames into calibration/NAME (frames.npz + manifest.json)."""
     from sapnet_export.export.int8.calibration import build_calibration
     from sapnet_export.export.onnx_export import parse_hw
 
     with console.status("decoding and sampling frames..."):
-        result, warnings = build_calibration(sources, output, size=parse_hw(size), count=count,
-                                             seed=seed, fit=fit, force=force)
+        result, warnings = build_calibration(sources or [], output, size=parse_hw(size), count=count,
+                                             seed=seed, fit=fit, force=force, clean=clean or [],
+                                             synthetic_rain=synthetic_rain)
     for warning in warnings:
         err_console.print(f"[yellow]warning:[/] {warning}")
     manifest = result.manifest
     console.print(f"[green]wrote[/] {output}: {manifest['count']} frames "
                   f"{'x'.join(map(str, manifest['shape']))} float32 from {len(manifest['sources'])} "
-                  f"sources (fit {fit}, seed {seed}); frames sha256 {result.sha256[:12]}")
+                  f"sources (fit {fit}, seed {seed}"
+                  + (f"; {manifest['synthetic_frames']} with {synthetic_rain} synthetic rain"
+                     if synthetic_rain else "") + f"); frames sha256 {result.sha256[:12]}")
 
 
 @calib_app.command("show")
@@ -64,6 +74,7 @@ def show_command(
                                   f"{manifest['dtype']}"),
                        ("fit", f"{prep['fit']} to {prep['size'][0]}x{prep['size'][1]}"),
                        ("seed", str(manifest["seed"])),
+                       ("synthetic rain", _synthetic_text(manifest)),
                        ("sources", f"{len(manifest['sources'])}: "
                                    + ", ".join(s["path"] for s in manifest["sources"][:5])
                                    + (" ..." if len(manifest["sources"]) > 5 else "")),
@@ -79,3 +90,16 @@ def show_command(
         raise CheckFailed(f"{path}: {len(result.stale)} of {len(manifest['sources'])} sources changed "
                           "or missing since the set was built; rebuild it with the command in its "
                           "manifest")
+
+
+def _synthetic_text(manifest: dict) -> str:
+    """``calib show``'s synthetic-rain row: how many frames got which preset (v1 sets have none)."""
+    record = manifest.get("synthetic_rain")
+    if not record:
+        return "none"
+    counts: dict[str, int] = {}
+    for frame in manifest["frames"]:
+        if "synthetic_rain" in frame:
+            counts[frame["synthetic_rain"]["preset"]] = counts.get(frame["synthetic_rain"]["preset"], 0) + 1
+    return f"{record['preset']}: " + ", ".join(f"{n} {name}" for name, n in counts.items()) + \
+        f" of {manifest['count']} frames"

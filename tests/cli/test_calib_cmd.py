@@ -29,3 +29,20 @@ def test_calib_build_errors_exit_2(tmp_path):
     assert code == 2 and "expected HxW" in output
     code, output = invoke("calib", "show", tmp_path)
     assert code == 2 and "not a calibration set" in output
+
+
+def test_calib_build_synthetic_rain_on_clean_frames(tmp_path):
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    for seed in range(3):
+        write_rgb(clean / f"{seed}.png", 20, 30, seed=seed)
+    out = tmp_path / "calibration" / "mixed"
+    code, output = invoke("calib", "build", "--clean", clean, "--synthetic-rain", "mixed", "-o", out,
+                          "--size", "16x24", "--count", "4")
+    assert code == 0, output
+    assert "4 with mixed synthetic rain" in output
+    code, output = invoke("calib", "show", out)
+    assert code == 0 and "synthetic rain" in output and "2 light, 2 heavy of 4 frames" in output
+    code, output = invoke("calib", "build", clean, "--synthetic-rain", "heavy", "-o", tmp_path / "x",
+                          "--size", "16x24", "--count", "2")
+    assert code == 2 and "--clean" in output and not (tmp_path / "x").exists()

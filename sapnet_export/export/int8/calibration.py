@@ -10,31 +10,41 @@ Sampling: every image is one candidate frame, every video frame is one; ``count`
 without replacement by ``numpy.random.default_rng(seed)`` and kept in source order. With ``fit="crop"``
 more frames than candidates may be asked for: the candidates are then reused, each time with a new
 random crop. The same sources, size, count, seed and fit give the same frames, bit for bit.
+
+Synthetic rain: frames drawn from ``clean`` sources get rain rendered on them after the crop
+(:func:`sapnet_export.data.synthetic_rain.make_rainy`, one generator seeded ``(seed, frame index)``
+per frame) at a named density (``light``, ``moderate``, ``heavy``) or ``mixed`` (light and heavy in
+turn), so a set can cover rain the camera has not recorded yet. The manifest records the preset's
+ranges and each frame's sampled parameters.
 """
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import shlex
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from sapnet_export import __version__
-from sapnet_export.errors import ImageError, InputError
+from sapnet_export.data.images import read_image
+from sapnet_export.data.synthetic_rain import MIXED, PRESETS, make_rainy, preset_for
+from sapnet_export.data.video import read_frames
+from sapnet_export.errors import InputError
 from sapnet_export.fileio import sha256_file
-from sapnet_export.data.images import IMAGE_SUFFIXES, natural_key, read_image
-from sapnet_export.data.video import VIDEO_SUFFIXES, count_frames, is_video, read_frames
+from .frame_sampling import describe_sources, expand_sources, fit_frame
 
-MANIFEST_FORMAT = "sapnet-export/calibration-v1"
+#: v2 adds ``synthetic_rain``, ``synthetic_frames`` and each source's ``role``; v1 sets still load.
+MANIFEST_FORMAT = "sapnet-export/calibration-v2"
+READABLE_FORMATS = ("sapnet-export/calibration-v1", MANIFEST_FORMAT)
+#: ``--synthetic-rain`` choices: the renderer's presets and their mix.
+SYNTHETIC_RAIN = (*PRESETS, "mixed")
 MANIFEST_NAME = "manifest.json"
 FRAMES_NAME = "frames.npz"
 #: Fewer frames than this gets a warning (TensorRT's and ModelOpt's guidance: a few hundred for
@@ -71,129 +81,24 @@ class CalibrationSet:
         return self.manifest["frames_sha256"]
 
 
-def _expand_sources(sources: list[str]) -> list[Path]:
-    """Files, folders (images and videos inside, natural order) and globs -> files."""
-    files: list[Path] = []
-    for source in sources:
-        text = str(source)
-        if any(ch in text for ch in "*?["):
-            matches = sorted((Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file()),
-                             key=natural_key)
-            if not matches:
-                raise InputError(f"{text}: the pattern matches no file")
-            files.extend(matches)
-        elif Path(text).is_dir():
-            suffixes = IMAGE_SUFFIXES | VIDEO_SUFFIXES
-            found = sorted((p for p in Path(text).rglob("*")
-                            if p.is_file() and p.suffix.lower() in suffixes), key=natural_key)
-            if not found:
-                raise InputError(f"{text}: folder holds no image or video ({', '.join(sorted(suffixes))})")
-            files.extend(found)
-        elif Path(text).is_file():
-            files.append(Path(text))
-        else:
-            raise InputError(f"{text}: no such file, folder or matching pattern")
-    return files
-
-
-def _scale_to_cover(image: np.ndarray, height: int, width: int,
-                    shrink: bool) -> tuple[np.ndarray, float]:
-    """Scale float [3, h, w] (aspect kept; bilinear, per channel in Pillow's float mode) so that it just
-    covers ``height`` x ``width``. Frames already larger are shrunk only when ``shrink``.
-    Returns the image and the scale factor (1.0 when untouched)."""
-    _, h, w = image.shape
-    scale = max(height / h, width / w)
-    if scale == 1.0 or (scale < 1.0 and not shrink):
-        return image, 1.0
-    size = (max(width, round(w * scale)), max(height, round(h * scale)))
-    channels = [np.asarray(Image.fromarray(c, mode="F").resize(size, Image.Resampling.BILINEAR))
-                for c in image]
-    return np.stack(channels).astype(np.float32), scale
-
-
-def _fit(image: np.ndarray, height: int, width: int, fit: str,
-         rng: np.random.Generator) -> tuple[np.ndarray, dict]:
-    """Bring one frame to [3, height, width]: a random crop at native scale (``crop``; smaller frames are
-    scaled up first) or the whole frame scaled to cover the size and centre-cropped (``resize``)."""
-    image, scale = _scale_to_cover(image, height, width, shrink=fit == "resize")
-    if fit == "resize":
-        top, left = (image.shape[1] - height) // 2, (image.shape[2] - width) // 2
-    else:
-        top = int(rng.integers(0, image.shape[1] - height + 1))
-        left = int(rng.integers(0, image.shape[2] - width + 1))
-    crop = image[:, top:top + height, left:left + width]
-    return np.clip(crop, 0.0, 1.0), {"scale": round(float(scale), 6), "top": top, "left": left}
-
-
-def _describe(files: list[Path]) -> tuple[list[dict], list[str]]:
-    sources, errors = [], []
-    for path in files:
-        try:
-            kind = "video" if is_video(path) else "image"
-            if kind == "image":
-                read_image(path)  # decodable (the error names the file); decoded again when sampled
-            frames = count_frames(path) if kind == "video" else 1
-            sources.append({"path": str(path), "absolute_path": str(path.resolve()), "kind": kind,
-                            "frames": frames, "bytes": path.stat().st_size, "sha256": sha256_file(path)})
-        except (ImageError, OSError) as exc:
-            errors.append(str(exc))
-    return sources, errors
-
-
-def build_calibration(sources: list[str], output: str | os.PathLike, *, size: tuple[int, int],
-                      count: int, seed: int = 0, fit: str = "crop", force: bool = False,
-                      command: str | None = None) -> tuple[CalibrationSet, list[str]]:
-    """Sample, preprocess and save a calibration set (see the module docstring).
-
-    Args:
-        sources: image files, folders, glob patterns and video files.
-        output: the set's folder (created; replaced only with ``force``), written atomically: the
-            folder is assembled under a temporary name and renamed into place.
-        size: (H, W) of every frame: the shape the engine's optimization profile is tuned at.
-        count: N, frames to keep (>= 1).
-        seed: seed of the frame draw and crop positions.
-        fit: ``crop`` (random H x W window at native scale; smaller frames are scaled up to cover it)
-            or ``resize`` (whole frame scaled, aspect kept, to cover H x W, then centre-cropped).
-
-    Returns:
-        ``(set, warnings)``: warnings say when fewer than :data:`MIN_RECOMMENDED_FRAMES` frames were
-        kept or ``count`` was capped.
-
-    Raises:
-        InputError: no source, an unreadable source (all of them are named), bad count/fit, or
-            ``output`` exists without ``force``.
-    """
-    if count < 1:
-        raise InputError(f"--count {count}: need at least 1 frame")
-    if fit not in FITS:
-        raise InputError(f"--fit {fit}: choose one of {', '.join(FITS)}")
-    output = Path(output)
-    if output.exists() and not force:
-        raise InputError(f"{output}: already exists; pass --force to replace it")
-    files = _expand_sources(sources)
-    if not files:
-        raise InputError("no calibration source given")
-    described, errors = _describe(files)
-    if errors:
-        raise InputError("unreadable calibration sources:\n  " + "\n  ".join(errors))
-    candidates = [(i, k) for i, src in enumerate(described) for k in range(src["frames"])]
-    rng = np.random.default_rng(seed)
-    warnings: list[str] = []
+def _draw(candidates: list[tuple[int, int]], count: int, fit: str,
+          rng: np.random.Generator) -> tuple[list[tuple[int, int]], list[str]]:
+    """``count`` (source, frame) picks in source order, reusing candidates (new crops) when more are
+    asked than there are with ``fit="crop"``; the warnings say when they were reused or capped."""
     if count <= len(candidates):
-        picks = [candidates[j] for j in sorted(rng.choice(len(candidates), count, replace=False))]
-    elif fit == "crop":
+        return [candidates[j] for j in sorted(rng.choice(len(candidates), count, replace=False))], []
+    if fit == "crop":
         cycles, rest = divmod(count, len(candidates))
         extra = sorted(rng.choice(len(candidates), rest, replace=False)) if rest else []
-        picks = sorted(candidates * cycles + [candidates[j] for j in extra])
-        warnings.append(f"{count} frames from {len(candidates)} source frames: each is used up to "
-                        f"{cycles + (1 if rest else 0)} times, with different crops")
-    else:
-        picks = candidates
-        warnings.append(f"--count {count} capped to the {len(candidates)} source frames "
-                        "(--fit resize gives one frame per source frame)")
-    height, width = size
-    frames = np.empty((len(picks), 3, height, width), dtype=np.float32)
-    records = []
+        return sorted(candidates * cycles + [candidates[j] for j in extra]), [
+            f"{count} frames from {len(candidates)} source frames: each is used up to "
+            f"{cycles + (1 if rest else 0)} times, with different crops"]
+    return candidates, [f"--count {count} capped to the {len(candidates)} source frames "
+                        "(--fit resize gives one frame per source frame)"]
+
+
+def _decode(described: list[dict], picks: list[tuple[int, int]]) -> dict[tuple[int, int], np.ndarray]:
+    """Decode every picked frame once (videos in one pass per file)."""
     by_source: dict[int, list[int]] = {}
     for i, k in picks:
         by_source.setdefault(i, []).append(k)
@@ -204,9 +109,84 @@ def build_calibration(sources: list[str], output: str | os.PathLike, *, size: tu
             decoded.update({(i, k): f for k, f in read_frames(path, ks).items()})
         else:
             decoded[(i, 0)] = read_image(path)
+    return decoded
+
+
+def _synthetic_record(preset: str, seed: int) -> dict:
+    """The manifest's ``synthetic_rain`` entry: the preset, the ranges of every preset it draws from
+    and how each frame's generator is seeded."""
+    names = MIXED if preset == "mixed" else (preset,)
+    return {"preset": preset, "ranges": {name: asdict(PRESETS[name]) for name in names},
+            "renderer": "sapnet_export.data.synthetic_rain.make_rainy",
+            "seeding": f"numpy.random.default_rng(({seed}, frame index)) per rendered frame",
+            "mixed_order": list(MIXED) if preset == "mixed" else None}
+
+
+def build_calibration(sources: list[str], output: str | os.PathLike, *, size: tuple[int, int],
+                      count: int, seed: int = 0, fit: str = "crop", force: bool = False,
+                      command: str | None = None, clean: list[str] = (),
+                      synthetic_rain: str | None = None) -> tuple[CalibrationSet, list[str]]:
+    """Sample, preprocess and save a calibration set (see the module docstring).
+
+    Args:
+        sources: image files, folders, glob patterns and video files, used as they are.
+        output: the set's folder (created; replaced only with ``force``), written atomically: the
+            folder is assembled under a temporary name and renamed into place.
+        size: (H, W) of every frame: the shape the engine's optimization profile is tuned at.
+        count: N, frames to keep (>= 1), drawn from the frames of ``sources`` and ``clean`` together.
+        seed: seed of the frame draw, crop positions and rendered rain.
+        fit: ``crop`` (random H x W window at native scale; smaller frames are scaled up to cover it)
+            or ``resize`` (whole frame scaled, aspect kept, to cover H x W, then centre-cropped).
+        clean: sources of clean (dry) frames; every frame drawn from them gets synthetic rain.
+        synthetic_rain: the rain rendered on ``clean`` frames, a key of
+            :data:`~sapnet_export.data.synthetic_rain.PRESETS` or ``mixed`` (presets of
+            :data:`~sapnet_export.data.synthetic_rain.MIXED` in turn); required with ``clean``.
+
+    Returns:
+        ``(set, warnings)``: warnings say when fewer than :data:`MIN_RECOMMENDED_FRAMES` frames were
+        kept or ``count`` was capped.
+
+    Raises:
+        InputError: no source, an unreadable source (all of them are named), bad count/fit/preset,
+            ``clean`` without ``synthetic_rain`` or the reverse, or ``output`` exists without ``force``.
+    """
+    if count < 1:
+        raise InputError(f"--count {count}: need at least 1 frame")
+    if fit not in FITS:
+        raise InputError(f"--fit {fit}: choose one of {', '.join(FITS)}")
+    if synthetic_rain is not None and synthetic_rain not in SYNTHETIC_RAIN:
+        raise InputError(f"--synthetic-rain {synthetic_rain}: choose one of {', '.join(SYNTHETIC_RAIN)}")
+    if bool(clean) != (synthetic_rain is not None):
+        raise InputError("--synthetic-rain renders rain on the --clean frames: give both, or neither")
+    output = Path(output)
+    if output.exists() and not force:
+        raise InputError(f"{output}: already exists; pass --force to replace it")
+    files = expand_sources(list(sources)) if sources else []
+    clean_files = expand_sources(list(clean)) if clean else []
+    if not files and not clean_files:
+        raise InputError("no calibration source given")
+    described, errors = describe_sources(files + clean_files)
+    if errors:
+        raise InputError("unreadable calibration sources:\n  " + "\n  ".join(errors))
+    for i, source in enumerate(described):
+        source["role"] = "clean" if i >= len(files) else "as-is"
+    candidates = [(i, k) for i, src in enumerate(described) for k in range(src["frames"])]
+    rng = np.random.default_rng(seed)
+    picks, warnings = _draw(candidates, count, fit, rng)
+    height, width = size
+    frames = np.empty((len(picks), 3, height, width), dtype=np.float32)
+    records = []
+    decoded = _decode(described, picks)
+    rendered = 0
     for n, (i, k) in enumerate(picks):
-        frames[n], box = _fit(decoded[(i, k)], height, width, fit, rng)
-        records.append({"source": i, "frame": k, **box})
+        frames[n], box = fit_frame(decoded[(i, k)], height, width, fit, rng)
+        record = {"source": i, "frame": k, **box}
+        if described[i]["role"] == "clean":
+            preset, ranges = preset_for(synthetic_rain, rendered)
+            frames[n], params = make_rainy(frames[n], (seed, n), ranges)
+            record["synthetic_rain"] = {"preset": preset, "params": params.as_dict()}
+            rendered += 1
+        records.append(record)
     if len(picks) < MIN_RECOMMENDED_FRAMES:
         warnings.append(f"only {len(picks)} calibration frames (fewer than {MIN_RECOMMENDED_FRAMES}): "
                         "activation ranges may not cover what the camera sees")
@@ -220,6 +200,8 @@ def build_calibration(sources: list[str], output: str | os.PathLike, *, size: tu
         "preprocessing": {"fit": fit, "size": [height, width], "resample": "bilinear (Pillow, float)",
                           "decode": "Pillow (images) / PyAV rgb24 (video), /255; as sapnet_export.data.images"},
         "seed": seed,
+        "synthetic_rain": _synthetic_record(synthetic_rain, seed) if synthetic_rain else None,
+        "synthetic_frames": rendered,
         "sources": described,
         "frames": records,
         "frames_file": FRAMES_NAME,
@@ -270,8 +252,9 @@ def load_calibration(path: str | os.PathLike) -> CalibrationSet:
                          "make one with `sapnet-export calib build`")
     try:
         manifest = json.loads(manifest_path.read_text())
-        if manifest.get("format") != MANIFEST_FORMAT:
-            raise ValueError(f"format is {manifest.get('format')!r}, expected {MANIFEST_FORMAT!r}")
+        if manifest.get("format") not in READABLE_FORMATS:
+            raise ValueError(f"format is {manifest.get('format')!r}, expected one of "
+                             f"{', '.join(READABLE_FORMATS)}")
         frames_path = path / manifest["frames_file"]
         expected_sha, shape = manifest["frames_sha256"], tuple(manifest["shape"])
     except (ValueError, KeyError, TypeError) as exc:

@@ -129,3 +129,75 @@ def test_load_refuses_a_folder_that_is_not_a_set(tmp_path):
     (tmp_path / MANIFEST_NAME).write_text("{}")
     with pytest.raises(InputError, match="malformed calibration manifest"):
         load_calibration(tmp_path)
+
+
+def test_synthetic_rain_on_clean_frames_is_deterministic_and_recorded(sources, tmp_path):
+    from sapnet_export.data.synthetic_rain import PRESETS, make_rainy
+
+    rainy = tmp_path / "rainy"
+    rainy.mkdir()
+    write_rgb(rainy / "r0.png", 30, 40, seed=99)
+    a, _ = build_calibration([str(rainy)], tmp_path / "a", size=(24, 32), count=6, seed=3,
+                             clean=[str(sources)], synthetic_rain="mixed")
+    b, _ = build_calibration([str(rainy)], tmp_path / "b", size=(24, 32), count=6, seed=3,
+                             clean=[str(sources)], synthetic_rain="mixed")
+    np.testing.assert_array_equal(a.frames, b.frames)
+    assert a.sha256 == b.sha256  # bit for bit, including the rendered rain
+    manifest = json.loads((tmp_path / "a" / MANIFEST_NAME).read_text())
+    assert manifest["format"] == "sapnet-export/calibration-v2"
+    assert manifest["synthetic_rain"]["preset"] == "mixed"
+    assert manifest["synthetic_rain"]["ranges"]["heavy"]["density"] == list(PRESETS["heavy"].density)
+    roles = [s["role"] for s in manifest["sources"]]
+    assert roles == ["as-is"] + ["clean"] * 5
+    rendered = [f for f in manifest["frames"] if "synthetic_rain" in f]
+    assert manifest["synthetic_frames"] == len(rendered) == sum(
+        manifest["sources"][f["source"]]["role"] == "clean" for f in manifest["frames"])
+    assert [f["synthetic_rain"]["preset"] for f in rendered][:2] == ["light", "heavy"]
+    # A rendered frame is the crop of its clean source with the recorded rain on it, seeded (seed, n).
+    n = next(i for i, f in enumerate(manifest["frames"]) if "synthetic_rain" in f)
+    frame = manifest["frames"][n]
+    source = np.asarray(Image.open(manifest["sources"][frame["source"]]["path"]), dtype=np.float32) / 255
+    crop = np.ascontiguousarray(source[frame["top"]:frame["top"] + 24,
+                                       frame["left"]:frame["left"] + 32].transpose(2, 0, 1))
+    expected, params = make_rainy(crop, (3, n), PRESETS[frame["synthetic_rain"]["preset"]])
+    np.testing.assert_array_equal(a.frames[n], expected)
+    assert json.loads(json.dumps(params.as_dict())) == frame["synthetic_rain"]["params"]
+    assert not np.array_equal(a.frames[n], crop)
+    # Frames used as they are carry no rain of ours; the set loads back and is not stale.
+    plain = [i for i, f in enumerate(manifest["frames"]) if "synthetic_rain" not in f]
+    assert len(plain) + len(rendered) == 6
+    assert load_calibration(tmp_path / "a").stale == []
+
+
+def test_heavy_rain_renders_more_rain_than_light(sources, tmp_path):
+    light, _ = build_calibration([], tmp_path / "l", size=(24, 32), count=5, seed=0,
+                                 clean=[str(sources)], synthetic_rain="light")
+    heavy, _ = build_calibration([], tmp_path / "h", size=(24, 32), count=5, seed=0,
+                                 clean=[str(sources)], synthetic_rain="heavy")
+    plain, _ = build_calibration([str(sources)], tmp_path / "p", size=(24, 32), count=5, seed=0)
+    rain_light = float(np.mean(light.frames - plain.frames))  # same draw and crops: same seed
+    rain_heavy = float(np.mean(heavy.frames - plain.frames))
+    assert 0.0 < rain_light < rain_heavy
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"synthetic_rain": "heavy"}, "give both, or neither"),
+    ({"clean": ["CLEAN"]}, "give both, or neither"),
+    ({"clean": ["CLEAN"], "synthetic_rain": "drizzle"}, "--synthetic-rain drizzle: choose one of"),
+])
+def test_synthetic_rain_options_are_checked(sources, tmp_path, kwargs, message):
+    kwargs = {k: ([str(sources)] if v == ["CLEAN"] else v) for k, v in kwargs.items()}
+    with pytest.raises(InputError, match=message):
+        build_calibration([str(sources)], tmp_path / "x", size=(16, 16), count=2, **kwargs)
+    assert not (tmp_path / "x").exists()
+
+
+def test_version_1_sets_still_load(sources, tmp_path):
+    build_calibration([str(sources)], tmp_path / "v1", size=(16, 16), count=2)
+    path = tmp_path / "v1" / MANIFEST_NAME
+    manifest = json.loads(path.read_text())
+    manifest["format"] = "sapnet-export/calibration-v1"
+    for key in ("synthetic_rain", "synthetic_frames"):
+        del manifest[key]
+    path.write_text(json.dumps(manifest))
+    assert load_calibration(tmp_path / "v1").frames.shape == (2, 3, 16, 16)
