@@ -43,6 +43,12 @@ def isolated_weights(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def isolated_openvino_cache(tmp_path_factory, monkeypatch):
+    """OpenVINO's compiled-model cache (CACHE_DIR) goes to a folder of this test session, not ~/.cache."""
+    monkeypatch.setenv("SAPNET_OPENVINO_CACHE", str(tmp_path_factory.getbasetemp() / "openvino_cache"))
+
+
+@pytest.fixture(autouse=True)
 def wide_terminal(monkeypatch):
     """Rich wraps at the terminal width (80 when not a terminal); 200 columns keep messages on one line."""
     monkeypatch.setenv("COLUMNS", "200")

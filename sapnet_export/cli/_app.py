@@ -37,13 +37,19 @@ WeightsOpt = Annotated[str, typer.Option(
     "package; offline) or 'official' (published SAPNet Model11; $SAPNET_WEIGHTS, torch hub cache, "
     "or download; sha256-verified).")]
 #: ``--backend`` help, shared by the commands that take one.
-BACKEND_HELP = "torch | onnxruntime | tensorrt | tensorrt-rtx (engines need a GPU)."
+BACKEND_HELP = ("torch | onnxruntime | openvino (ONNX files on Intel CPUs/GPUs/NPUs) | tensorrt | "
+                "tensorrt-rtx (engines need a GPU).")
 BackendOpt = Annotated[str, typer.Option("--backend", "-b", help=BACKEND_HELP)]
 ModelOpt = Annotated[Optional[str], typer.Option(
     "--model", "-m", help="Model file for file-based backends (.onnx; .engine for tensorrt).")]
 DeviceOpt = Annotated[Optional[str], typer.Option(
-    "--device", help="cpu, cuda (torch, onnxruntime) or tensorrt (ONNX Runtime's TensorRT "
-    "provider). Default: cpu; cuda for engines. Never falls back.")]
+    "--device", help="cpu, cuda (torch, onnxruntime), tensorrt (ONNX Runtime's TensorRT "
+    "provider), gpu, npu or auto (openvino). Default: cpu; cuda for engines. Never falls back.")]
+PrecisionOpt = Annotated[Optional[str], typer.Option(
+    "--precision", help="Compute precision: default the model file's own; bf16 with --backend "
+    "openvino (INFERENCE_PRECISION_HINT bf16, refused on CPUs without AVX512-BF16/AMX).")]
+ForceBf16Opt = Annotated[bool, typer.Option(
+    "--force-bf16", help="openvino: run --precision bf16 even where the CPU has no native bf16.")]
 StagesOpt = Annotated[Optional[int], typer.Option(
     "--stages", min=1, max=6, help="Recurrent stages to run, 1..6 (early exit: fewer is faster, "
     "lower quality). Default: all the checkpoint has.")]

@@ -38,7 +38,7 @@ def choose_for_source(src: FrameSource, target_fps: float, configs: list[Path], 
     """
     from sapnet_export.run.budget import choose, load_configurations
     from sapnet_export.machine import machine_info
-    from sapnet_export.runners import create_runner
+    from sapnet_export.runners import PRECISION_BACKENDS, create_runner
     from sapnet_export.model.checkpoints import load_weights
 
     if not configs:
@@ -66,7 +66,8 @@ def choose_for_source(src: FrameSource, target_fps: float, configs: list[Path], 
     _print_choice(choice)
     chosen = choice.chosen.config
     runner = create_runner(chosen.backend, model=str(chosen.file) if chosen.file else None,
-                           weights=weights, stages=chosen.stages)
+                           weights=weights, stages=chosen.stages,
+                           precision=chosen.precision if chosen.backend in PRECISION_BACKENDS else None)
     info = runner.info
     if (info.stages, info.precision) != (chosen.stages, chosen.precision):
         raise InputError(f"{chosen.file}: now {info.precision} with {info.stages} stages, but "

@@ -11,7 +11,8 @@ from rich.table import Table
 
 from sapnet_export.run.derain import DEFAULT_MAX_MEGAPIXELS
 from sapnet_export.errors import CheckFailed
-from ._app import BackendOpt, DeviceOpt, ModelOpt, StagesOpt, WeightsOpt, app, console, err_console
+from ._app import (BackendOpt, DeviceOpt, ForceBf16Opt, ModelOpt, PrecisionOpt, StagesOpt, WeightsOpt,
+                   app, console, err_console)
 
 
 @app.command("derain")
@@ -23,6 +24,8 @@ def derain_command(
     weights: WeightsOpt = "default",
     stages: StagesOpt = None,
     device: DeviceOpt = None,
+    precision: PrecisionOpt = None,
+    force_bf16: ForceBf16Opt = False,
     max_megapixels: Annotated[float, typer.Option(
         "--max-megapixels", help="Refuse larger frames (memory: ~1.1 GB per megapixel).")] = DEFAULT_MAX_MEGAPIXELS,
     fail_fast: Annotated[bool, typer.Option(
@@ -34,7 +37,8 @@ def derain_command(
     from sapnet_export.runners import create_runner
 
     items = discover_images(inputs)
-    runner = create_runner(backend, model=model, weights=weights, stages=stages, device=device)
+    runner = create_runner(backend, model=model, weights=weights, stages=stages, device=device,
+                           precision=precision, force_bf16=force_bf16)
     info = runner.info
     console.print(f"backend {info.backend}, precision {info.precision}, device {info.device}, "
                   f"{info.stages} stages, model {info.model}, "

@@ -13,7 +13,8 @@ from rich.table import Table
 from sapnet_export.errors import InputError
 from sapnet_export.measure.latency import parse_sizes
 from sapnet_export.model.tiling import DEFAULT_OVERLAP
-from ._app import BACKEND_HELP, DeviceOpt, ModelOpt, StagesOpt, WeightsOpt, app, console, err_console
+from ._app import (BACKEND_HELP, DeviceOpt, ForceBf16Opt, ModelOpt, PrecisionOpt, StagesOpt, WeightsOpt, app,
+                   console, err_console)
 from ._budget import choose_for_source
 
 
@@ -67,6 +68,8 @@ def run_command(
     weights: WeightsOpt = "default",
     stages: StagesOpt = None,
     device: DeviceOpt = None,
+    precision: PrecisionOpt = None,
+    force_bf16: ForceBf16Opt = False,
     tile: Annotated[Optional[str], typer.Option(
         "--tile", help="Run frames larger than HxW as overlapping tiles.")] = None,
     overlap: Annotated[int, typer.Option(
@@ -93,9 +96,9 @@ def run_command(
         raise InputError(f"{output}: exists; pass --force to replace it")
     if target_fps is None and configs:
         raise InputError("--configs is read only with --target-fps F")
-    if target_fps is not None and (model is not None or stages is not None):
-        raise InputError("--target-fps chooses the model and the stages from --configs; drop --model/--stages "
-                         "(or drop --target-fps to run them as given)")
+    if target_fps is not None and (model is not None or stages is not None or precision is not None):
+        raise InputError("--target-fps chooses the model, precision and stages from --configs; drop "
+                         "--model/--precision/--stages (or drop --target-fps to run them as given)")
     src = open_source(source)
     try:
         if target_fps is not None:
@@ -103,7 +106,7 @@ def run_command(
                                        device=device, tile=tile_size, overlap=overlap)
         else:
             runner = create_runner(backend or "torch", model=model, weights=weights, stages=stages,
-                                   device=device)
+                                   device=device, precision=precision, force_bf16=force_bf16)
         info = runner.info
         sink = open_sink(output, src.fps)
         console.print(f"source {src.description} ({'live' if src.live else 'file'}"

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import _results as shared
-from ._app import StagesOpt, WeightsOpt, app, console
+from ._app import ForceBf16Opt, PrecisionOpt, StagesOpt, WeightsOpt, app, console
 
 
 @app.command("verify")
@@ -27,7 +27,12 @@ def verify_command(
     duration: shared.DurationOpt = None,
     limit: shared.LimitOpt = None,
     device: Annotated[Optional[str], typer.Option(
-        "--device", help="Device of ONNX targets and the torch target: cpu (default) or cuda.")] = None,
+        "--device", help="Device of ONNX targets and the torch target: cpu (default) or cuda; "
+        "gpu, npu or auto with --backend openvino.")] = None,
+    backend: Annotated[str, typer.Option(
+        "--backend", "-b", help="What runs the ONNX targets: onnxruntime (default) or openvino.")] = "onnxruntime",
+    precision: PrecisionOpt = None,
+    force_bf16: ForceBf16Opt = False,
 ) -> None:
     """Compare each TARGET with PyTorch fp32 on every image (fidelity; quality with --gt), gate it, and
     time it. Exit 0: every gate passed; 1: a gate failed or a target failed; 2: usage or input error."""
@@ -39,7 +44,8 @@ def verify_command(
     items, unmatched = shared.discover_with_ground_truth(data, gt, limit)
     model, info = load_weights(weights)
     reference = TorchRunner(model, info, stages=stages, device="cpu")
-    opened = [open_target(spec, weights=weights, stages=stages, device=device) for spec in targets]
+    opened = [open_target(spec, weights=weights, stages=stages, device=device, onnx_backend=backend,
+                          precision=precision, force_bf16=force_bf16) for spec in targets]
     console.print(f"reference: torch fp32 on the CPU, {info.name} (sha256 {info.sha256[:12]}), "
                   f"{reference.info.stages} stages; {len(items)} images; targets: "
                   + ", ".join(t.name for t in opened))

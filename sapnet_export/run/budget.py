@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sapnet_export.errors import InputError
+from sapnet_export.machine import same_machine
 from sapnet_export.measure.latency import parse_sizes
 
 #: ``format`` of the reports ``verify`` and ``bench`` write.
@@ -193,7 +194,7 @@ def load_configurations(paths: Sequence[Path], machine: dict) -> tuple[list[Conf
     configs, excluded, dataset = [], [], None
     for path, payload in read_reports(paths):
         measured_on = payload.get("machine") or {}
-        if measured_on != machine:
+        if not same_machine(measured_on, machine):
             raise InputError(f"{path}: measured on {_machine_text(measured_on)}, not on this machine "
                              f"({_machine_text(machine)}); measure here with 'sapnet-export bench'")
         data = payload.get("dataset") or {}

@@ -14,13 +14,18 @@ from .base import Runner, RunnerInfo
 BACKENDS = {
     "torch": "sapnet_export.runners.torch_runner:TorchRunner",
     "onnxruntime": "sapnet_export.runners.onnxruntime_runner:OnnxRuntimeRunner",
+    "openvino": "sapnet_export.runners.openvino_runner:OpenVinoRunner",
     "tensorrt": "sapnet_export.runners.tensorrt_runner:TensorRTRunner",
     "tensorrt-rtx": "sapnet_export.runners.tensorrt_runner:TensorRTRtxRunner",
 }
 
+#: Backends that take a compute precision besides the model file's own (``--precision bf16``).
+PRECISION_BACKENDS = ("openvino",)
+
 
 def create_runner(backend: str, *, model: str | None = None, weights: str = "default",
-                  stages: int | None = None, device: str | None = None) -> Runner:
+                  stages: int | None = None, device: str | None = None, precision: str | None = None,
+                  force_bf16: bool = False) -> Runner:
     """Build the Runner for ``backend`` from CLI-style options.
 
     Args:
@@ -29,16 +34,27 @@ def create_runner(backend: str, *, model: str | None = None, weights: str = "def
         weights: checkpoint spec for ``torch`` (a path, ``default`` or ``official``).
         stages: stages to run (None: all the model has).
         device: None for the backend's default (``cpu``; ``cuda`` for engines), ``cpu`` or a GPU
-            device of the backend (``cuda``; ``tensorrt`` for ONNX Runtime's TensorRT provider).
+            device of the backend (``cuda``; ``tensorrt`` for ONNX Runtime's TensorRT provider;
+            ``gpu``, ``npu``, ``auto`` for OpenVINO).
+        precision: None for the model's own precision; ``bf16`` (OpenVINO only:
+            ``INFERENCE_PRECISION_HINT`` bf16); any other backend must already run the one asked.
+        force_bf16: OpenVINO: allow bf16 on a CPU without native bf16.
 
     Raises:
-        InputError: unknown backend, or the backend's own errors (missing file, unavailable device).
+        InputError: unknown backend, a precision the backend does not run, or the backend's own
+            errors (missing file, unavailable device).
     """
     if backend not in BACKENDS:
         raise InputError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     module_name, class_name = BACKENDS[backend].split(":")
     cls = getattr(importlib.import_module(module_name), class_name)
-    return cls.from_options(model=model, weights=weights, stages=stages, device=device)
+    extra = {"precision": precision, "force_bf16": force_bf16} if backend in PRECISION_BACKENDS else {}
+    runner = cls.from_options(model=model, weights=weights, stages=stages, device=device, **extra)
+    if precision is not None and runner.info.precision != precision:
+        raise InputError(f"--precision {precision}: the {backend} backend runs {runner.info.model} in "
+                         f"{runner.info.precision}; bf16 is an OpenVINO precision (--backend openvino), "
+                         "others come from the model file ('sapnet-export onnx --precision')")
+    return runner
 
 
-__all__ = ["BACKENDS", "Runner", "RunnerInfo", "create_runner"]
+__all__ = ["BACKENDS", "PRECISION_BACKENDS", "Runner", "RunnerInfo", "create_runner"]

@@ -23,6 +23,9 @@ class RunnerInfo:
         stages: recurrent stages it runs.
         threads: CPU threads it uses (None where the backend does not say).
         versions: package name -> version of the libraries doing the work.
+        settings: backend settings that change its results or speed, as it reports them (OpenVINO:
+            ``inference_precision``, ``performance_hint``, ``shapes``, ``cache_dir``...); empty
+            where a backend has none to say.
     """
 
     backend: str
@@ -32,6 +35,7 @@ class RunnerInfo:
     stages: int
     threads: int | None = None
     versions: dict[str, str] = field(default_factory=dict)
+    settings: dict[str, str] = field(default_factory=dict)
 
 
 class Runner(abc.ABC):

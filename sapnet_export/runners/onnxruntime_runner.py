@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
-from pathlib import Path
 
 import numpy as np
 
 from sapnet_export.errors import InputError
-from sapnet_export.model.onnx_meta import (INPUT_NAME, OUTPUT_NAME, POOL_WEIGHTS_NAME, check_io, graph_precision, load_onnx,
-                         metadata)
-from sapnet_export.model.tiling import whole_frame_pool_weights
-from .base import Runner, RunnerInfo
+from sapnet_export.model.onnx_meta import OUTPUT_NAME, graph_precision
+from .base import RunnerInfo
+from .onnx_file import OnnxFileRunner
 
 #: ``device`` names of this Runner and the ONNX Runtime execution provider each one means.
 PROVIDERS = {
@@ -45,13 +43,11 @@ def onnxruntime_distribution() -> tuple[str, str]:
     return next(iter(found.items()))
 
 
-class OnnxRuntimeRunner(Runner):
+class OnnxRuntimeRunner(OnnxFileRunner):
     """Runs an exported SAPNet ONNX file in ONNX Runtime with exactly one execution provider.
 
-    A shared-pooling export (second input ``pool_weights``, ``sapnet-export onnx --shared-pooling``)
-    sets :attr:`shared_pooling`: :meth:`run_tiles` feeds a frame's tiles with their pool weights, and
-    :meth:`run` runs each frame of a batch on its own with
-    :func:`~sapnet_export.model.tiling.whole_frame_pool_weights`, which computes what the plain export computes.
+    Plain and shared-pooling exports are fed as :class:`~sapnet_export.runners.onnx_file.OnnxFileRunner`
+    describes.
 
     Args:
         path: the ONNX file; input ``rainy`` (and ``pool_weights``), output ``derained`` (see
@@ -65,13 +61,13 @@ class OnnxRuntimeRunner(Runner):
             fall back to the CPU without saying so).
     """
 
+    backend = "onnxruntime"
+
     def __init__(self, path: str | os.PathLike, device: str = "cpu", threads: int | None = None) -> None:
         import onnxruntime as ort
 
         dist, version = onnxruntime_distribution()
-        path = Path(path)
-        proto = load_onnx(path)
-        self.shared_pooling = check_io(proto, path)
+        path, proto = self._open(path)
         if device not in PROVIDERS:
             raise InputError(f"device {device!r}: choose one of {', '.join(PROVIDERS)}")
         provider = PROVIDERS[device]
@@ -86,37 +82,11 @@ class OnnxRuntimeRunner(Runner):
         if self.session.get_providers()[0] != provider:
             raise InputError(f"{path}: ONNX Runtime could not start {provider} (it offered "
                              f"{self.session.get_providers()}); check the CUDA/TensorRT libraries")
-        meta = metadata(proto)
-        self.stages = int(meta.get("stages", 0)) or None
         self.info = RunnerInfo(
             backend="onnxruntime", precision=graph_precision(proto), device=device,
             model=str(path), stages=self.stages or 0, threads=threads or os.cpu_count(),
             versions={dist: version})
 
-    @classmethod
-    def from_options(cls, *, model: str | None, weights: str, stages: int | None,
-                     device: str | None) -> "OnnxRuntimeRunner":
-        """Build from CLI options: ``model`` is the ONNX file; ``stages`` must match its export."""
-        if model is None:
-            raise InputError("the onnxruntime backend needs --model F.onnx (make one with "
-                             "'sapnet-export onnx')")
-        runner = cls(model, device=device or "cpu")
-        if stages is not None and runner.stages is not None and stages != runner.stages:
-            raise InputError(f"{model}: exported with {runner.stages} stages, --stages {stages} "
-                             f"asked; export again with --stages {stages}")
-        return runner
-
-    def _session_run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    def _infer(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         (out,) = self.session.run([OUTPUT_NAME], feeds)
         return np.asarray(out, dtype=np.float32)
-
-    def _run(self, batch: np.ndarray) -> np.ndarray:
-        if not self.shared_pooling:
-            return self._session_run({INPUT_NAME: batch})
-        # One frame per call: pool weights sum to 1 over the whole batch, so frames must not share it.
-        weights = whole_frame_pool_weights(*batch.shape[2:])
-        return np.concatenate([self._session_run({INPUT_NAME: batch[i:i + 1], POOL_WEIGHTS_NAME: weights})
-                               for i in range(batch.shape[0])])
-
-    def _run_tiles(self, tiles: np.ndarray, pool_weights: np.ndarray) -> np.ndarray:
-        return self._session_run({INPUT_NAME: tiles, POOL_WEIGHTS_NAME: pool_weights})

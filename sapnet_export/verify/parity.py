@@ -31,6 +31,8 @@ from sapnet_export.runners.base import Runner
 
 #: Fidelity gate on the mean PSNR (dB) against the reference, by the target's precision.
 DEFAULT_MIN_PSNR_DB = {"fp32": 80.0, "fp16": 60.0, "int8": 35.0}
+#: Backends that run ONNX files (``verify --backend``).
+ONNX_BACKENDS = ("onnxruntime", "openvino")
 #: Largest allowed drop of mean Y-PSNR (dB) against ground truth, target vs reference.
 DEFAULT_MAX_QUALITY_DROP_DB = 0.5
 QUALITY_KEYS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
@@ -47,7 +49,7 @@ class Target:
         status: ``ok``, ``failed_gate`` or ``failed``; ``reason`` says why when not ok.
         rows: per-image results (see :func:`verify_targets`).
         is_reference: the target is the reference Runner itself (bench's ``torch`` row).
-        device, threads, versions: from the Runner's info (kept when the Runner is dropped).
+        device, threads, versions, settings: from the Runner's info (kept when the Runner is dropped).
         latency: one :class:`~sapnet_export.measure.latency.Latency` per size measured.
     """
 
@@ -66,6 +68,7 @@ class Target:
     device: str | None = None
     threads: int | None = None
     versions: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.runner is not None:
@@ -73,14 +76,22 @@ class Target:
             self.backend = self.backend or info.backend
             self.precision = self.precision or info.precision
             self.device, self.threads, self.versions = info.device, info.threads, dict(info.versions)
+            self.settings = dict(info.settings)
 
     def fail(self, reason: str) -> None:
         """Mark the target failed (it is not run again)."""
         self.status, self.reason, self.runner = "failed", reason, None
 
 
-def open_target(spec: str, *, weights: str, stages: int | None, device: str | None = None) -> Target:
+def open_target(spec: str, *, weights: str, stages: int | None, device: str | None = None,
+                onnx_backend: str = "onnxruntime", precision: str | None = None,
+                force_bf16: bool = False) -> Target:
     """A :class:`Target` from a ``verify`` argument: ``torch``, an ONNX file or an engine.
+
+    Args:
+        onnx_backend: what runs ONNX files, ``onnxruntime`` or ``openvino``.
+        precision, force_bf16: for ONNX files (:func:`~sapnet_export.runners.create_runner`), e.g.
+            ``bf16`` with OpenVINO.
 
     Raises:
         InputError: unknown kind of file, or the backend's errors (missing file, no GPU for an
@@ -92,7 +103,10 @@ def open_target(spec: str, *, weights: str, stages: int | None, device: str | No
     path = Path(spec)
     suffix = path.suffix.lower()
     if suffix in ONNX_SUFFIXES:
-        runner = create_runner("onnxruntime", model=spec, stages=stages, device=device)
+        if onnx_backend not in ONNX_BACKENDS:
+            raise InputError(f"--backend {onnx_backend}: ONNX targets run with {' or '.join(ONNX_BACKENDS)}")
+        runner = create_runner(onnx_backend, model=spec, stages=stages, device=device, precision=precision,
+                               force_bf16=force_bf16)
     elif suffix in ENGINE_SUFFIXES:
         runner = create_runner("tensorrt", model=spec, stages=stages, device=device)
     else:
@@ -243,6 +257,7 @@ def target_json(target: Target, summary: dict) -> dict:
     return {
         "name": target.name, "backend": target.backend, "precision": target.precision,
         "device": target.device, "threads": target.threads, "versions": target.versions,
+        "settings": target.settings,
         "file": str(target.file) if target.file else None,
         "size_mb": target.size_bytes / 1e6 if target.size_bytes is not None else None,
         "status": target.status, "reason": target.reason, "is_reference": target.is_reference,
@@ -316,6 +331,7 @@ def run_verification(reference: Runner, weights_sha256: str, targets: list[Targe
         "machine": machine_info(),
         "reference": {"weights_sha256": weights_sha256, "stages": info.stages, "backend": info.backend,
                       "precision": info.precision, "device": info.device, "threads": info.threads,
+                      "versions": dict(info.versions), "settings": dict(info.settings),
                       "latency_ms": reference_latency[0].to_json() if reference_latency else None,
                       "latency_by_size": [lat.to_json() for lat in reference_latency]},
         "dataset": {"data": str(data), "gt": str(gt) if gt else None, "images": len(items),

@@ -3,13 +3,13 @@ import pytest
 from conftest import invoke_cli as invoke, need_shared, write_rgb
 
 
-@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime", "openvino"])
 def test_derain_command(backend, tiny_checkpoint, tiny_onnx, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     for index in range(3):
         write_rgb(folder / f"{index}.jpg", 12, 16, seed=index)
-    extra = ["--model", tiny_onnx] if backend == "onnxruntime" else ["--weights", tiny_checkpoint]
+    extra = ["--model", tiny_onnx] if backend != "torch" else ["--weights", tiny_checkpoint]
     code, output = invoke("derain", folder, "-o", tmp_path / "out", "--backend", backend, *extra)
     assert code == 0, output
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.png", "1.png", "2.png"]

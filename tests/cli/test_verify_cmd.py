@@ -20,6 +20,20 @@ def test_good_models_pass_exit_0(tiny_models, tmp_path):
     assert payload["reference"]["weights_sha256"] and payload["reference"]["stages"] == 2
 
 
+def test_openvino_runs_the_onnx_targets_and_the_report_says_how(tiny_models, tmp_path):
+    code, output = _verify(tiny_models, tiny_models["fp32"], tiny_models["int8"],
+                           extra=("--backend", "openvino", "--json", tmp_path / "v.json",
+                                  "--max-quality-drop", "50"))
+    assert code == 0, output
+    payload = json.loads((tmp_path / "v.json").read_text())
+    assert [(t["backend"], t["precision"]) for t in payload["targets"]] == [("openvino", "fp32"),
+                                                                              ("openvino", "int8")]
+    assert {t["settings"]["inference_precision"] for t in payload["targets"]} == {"f32"}
+    assert "openvino" in payload["targets"][0]["versions"]
+    assert payload["reference"]["versions"]["torch"]
+    assert set(payload["machine"]["cpu_features"]) == {"flags", "native_bf16", "openvino"}
+
+
 def test_damaged_model_fails_exit_1_naming_gate_and_image(tiny_models, tmp_path):
     code, output = _verify(tiny_models, tiny_models["fp32"], tiny_models["damaged"],
                            extra=("--json", tmp_path / "v.json", "--report", tmp_path / "r"))
