@@ -92,6 +92,20 @@ def print_summary(title: str, summary: dict) -> None:
     console.print(table)
 
 
+def print_coverage(report: dict) -> None:
+    """Print an int8 report's calibration coverage (``report["int8"]["coverage"]``): one line, and a
+    warning on stderr when held-out activations exceed the calibrated ranges by more than the margin."""
+    coverage = (report.get("int8") or {}).get("coverage")
+    if not coverage:
+        return
+    stages = ", ".join(f"{k}: {100 * v:.0f}%" for k, v in coverage["max_excess_by_stage"].items())
+    console.print(f"calibration coverage on {coverage['source']}: {coverage['exceeding']} of "
+                  f"{coverage['tensors']} calibrated tensors beyond their range by more than "
+                  f"{100 * coverage['margin']:.0f}%; largest excess per stage {stages}", highlight=False)
+    if coverage["warning"]:
+        err_console.print(f"[yellow]warning:[/] {coverage['warning']}", highlight=False)
+
+
 def load_calibration_warning_if_stale(path):  # noqa: ANN001, ANN201 - Path -> CalibrationSet
     """:func:`sapnet_export.export.int8.calibration.load_calibration`, with a warning on stderr for each stale
     source (the frames are still used; the report records the staleness)."""

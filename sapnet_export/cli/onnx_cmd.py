@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from ._app import (StagesOpt, WeightsOpt, app, console, fmt_db, load_calibration_warning_if_stale,
-                   print_summary)
+                   print_coverage, print_summary)
 
 
 @app.command("onnx")
@@ -108,6 +108,7 @@ def onnx_command(
         console.print(f"int8 ({meta['qdq_profile']} profile, {meta['calib_method']}): int8 groups "
                       f"{meta['int8_groups']}; kept in float: {meta['float_groups']}; "
                       f"int8 share of Conv MACs {100 * float(meta['int8_mac_share']):.1f}%")
+    print_coverage(result.report)
     summary = result.report["held_out"]["summary"]
     if summary:
         print_summary(f"held-out images vs PyTorch fp32 ({summary['images']})", summary)

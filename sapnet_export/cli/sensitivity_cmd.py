@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from ._app import StagesOpt, WeightsOpt, app, console, fmt_db, load_calibration_warning_if_stale
+from ._app import (StagesOpt, WeightsOpt, app, console, fmt_db, load_calibration_warning_if_stale,
+                   print_coverage)
 
 
 @app.command("sensitivity")
@@ -59,6 +60,8 @@ def sensitivity_command(
             session.on_trial = lambda trial: status.update(
                 f"measured {trial.int8_groups[0]} alone: {fmt_db(trial.min_psnr_db)} dB")
             ranking = group_sensitivity(session)
+            status.update("calibration coverage on the held-out images...")
+            coverage = session.coverage().as_dict()
     finally:
         session.close()
     table = Table(title=f"INT8 sensitivity ({qdq_profile} profile, {calib_method}; {len(items)} held-out "
@@ -71,6 +74,7 @@ def sensitivity_command(
     table.add_row("", "all groups (full INT8)", f"{100 * full.int8_mac_share:.1f}%",
                   fmt_db(full.min_psnr_db), fmt_db(full.mean_psnr_db))
     console.print(table)
+    print_coverage({"int8": {"coverage": coverage}})
     output = output or Path(f"sensitivity-{qdq_profile}.json")
     write_json(output, {
         "format": "sapnet-export/sensitivity-v1", "profile": qdq_profile, "calib_method": calib_method,
@@ -78,5 +82,5 @@ def sensitivity_command(
         "checkpoint": info.name, "checkpoint_sha256": info.sha256, "stages": stages,
         "held_out_images": [str(p) for p, _ in items],
         "reference": "PyTorch fp32 (CPU)", "full_int8": describe_mix(full),
-        "ranking": [describe_mix(t) for t in ranking]})
+        "ranking": [describe_mix(t) for t in ranking], "coverage": coverage})
     console.print(f"[green]wrote[/] {output}")

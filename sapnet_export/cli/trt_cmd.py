@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from ._app import StagesOpt, app, console, err_console, load_calibration_warning_if_stale
+from ._app import StagesOpt, app, console, err_console, load_calibration_warning_if_stale, print_coverage
 
 
 @app.command("trt")
@@ -136,6 +136,7 @@ def _export(weights: str, output: Path, precision: str, calib: Path | None, cali
     with console.status(f"exporting {precision} ONNX and checking it against PyTorch..."):
         result = export_onnx(model, info, onnx_path, stages=stages, precision=precision, images=items,
                              min_psnr_db=min_psnr, int8=int8, force=force, require_held_out=False)
+    print_coverage(result.report)
     summary = result.report["held_out"]["summary"]
     if summary:
         console.print(f"{precision} ONNX vs PyTorch fp32 on {summary['images']} held-out images: "

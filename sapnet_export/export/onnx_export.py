@@ -248,6 +248,8 @@ def _convert_int8(proto: onnx.ModelProto, held_out: list[HeldOutImage], options:
     try:
         budget = meet_budget(session, min_psnr_db)
         quantized = onnx.load(str(budget.chosen.path))
+        if held_out:  # do the held-out images hold activations the calibration did not cover?
+            budget.coverage = session.coverage()
     finally:
         session.close()
     if options.profile == "tensorrt":
@@ -263,6 +265,10 @@ def _convert_int8(proto: onnx.ModelProto, held_out: list[HeldOutImage], options:
         "keep_fp32": ",".join(options.keep_fp32) or "none",
         "int8_mac_share": f"{budget.chosen.int8_mac_share:.4f}",
     })
+    if budget.coverage is not None:
+        meta["calibration_coverage"] = (f"max excess {100 * budget.coverage.as_dict()['max_excess']:.0f}% of range, "
+                                        f"{len(budget.coverage.exceeding)} tensors above "
+                                        f"{100 * budget.coverage.margin:.0f}% on {budget.coverage.source}")
     return quantized, budget
 
 
@@ -281,7 +287,8 @@ def _report(result_meta: dict[str, str], probes: list[ImageResult], held_out: li
     if budget is not None:
         report["int8"] = {"chosen": describe_mix(budget.chosen), "budget_met": budget.met,
                           "tried": [describe_mix(t) for t in budget.tried],
-                          "sensitivity": [describe_mix(t) for t in budget.ranking]}
+                          "sensitivity": [describe_mix(t) for t in budget.ranking],
+                          "coverage": budget.coverage.as_dict() if budget.coverage else None}
     if options is not None:
         report["calibration"] = {"path": str(options.calibration.path),
                                  "frames_sha256": options.calibration.sha256,

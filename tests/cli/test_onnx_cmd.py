@@ -1,3 +1,4 @@
+import json
 import os
 import sys
 
@@ -53,6 +54,11 @@ def test_onnx_command_int8(tiny_checkpoint, tiny_calibration, tmp_path):
     assert "int8 (cpu profile, percentile)" in output and "held-out images vs PyTorch fp32 (1)" in output
     assert (tmp_path / "q.onnx.json").is_file()
     assert metadata(load_onnx(tmp_path / "q.onnx"))["qdq_profile"] == "cpu"
+    assert "calibration coverage on 1 held-out images" in output
+    coverage = json.loads((tmp_path / "q.onnx.json").read_text())["int8"]["coverage"]
+    assert coverage["tensors"] > 0 and coverage["margin"] == 0.25 and coverage["frames"] == 1
+    assert set(coverage["max_excess_by_stage"]) == {"1"}
+    assert "calibration_coverage" in metadata(load_onnx(tmp_path / "q.onnx"))
 
 
 def test_onnx_command_int8_usage_errors(tiny_checkpoint, tiny_calibration, tmp_path):

@@ -17,6 +17,8 @@ def test_sensitivity_ranks_groups_and_writes_json(tiny_checkpoint, tiny_calibrat
     assert len(ranking) == 11 and report["held_out_images"] == [str(held / "0.png"), str(held / "2.png")]
     assert [r["fidelity_psnr_db_min"] for r in ranking] == sorted(r["fidelity_psnr_db_min"] for r in ranking)
     assert report["full_int8"]["int8_mac_share"] == 1.0
+    assert report["coverage"]["frames"] == 2 and report["coverage"]["tensors"] > 0
+    assert "calibration coverage on 2 held-out images" in output
 
 
 def test_sensitivity_refuses_calibration_frames_as_held_out(tiny_checkpoint, tiny_calibration, tmp_path):

@@ -25,6 +25,7 @@ import onnx
 
 from sapnet_export.measure.evaluation import HeldOutImage, ImageResult, evaluate, summarize
 from sapnet_export.model.onnx_meta import pooling_nodes
+from .coverage import DEFAULT_MARGIN, Coverage, compare_ranges, observed_ranges, read_calibration_ranges
 from .quantize import DEFAULT_CALIB_METHOD, GROUPS, QDQ_PROFILES, conv_macs, int8_conv_nodes, node_groups, quantize_int8
 from sapnet_export.runners.onnxruntime_runner import OnnxRuntimeRunner
 
@@ -125,6 +126,31 @@ class Int8Session:
         share = sum(self.macs[n] for n in int8_nodes) / sum(self.macs.values())
         return path, proto, share
 
+    def calibrated_ranges(self) -> dict[str, tuple[float, float]]:
+        """``{tensor: (low, high)}`` as calibrated (the cache; calibrating first if needed)."""
+        if not self.cache_path.is_file():
+            self.quantize(self.quantizable_groups)
+        return read_calibration_ranges(self.cache_path)
+
+    def coverage(self, frames: Sequence[np.ndarray] | None = None, source: str | None = None,
+                 margin: float = DEFAULT_MARGIN) -> Coverage:
+        """How the calibrated ranges (this session's cache; calibrating first if needed) compare with
+        the fp32 activation ranges on ``frames`` (float32 [1, 3, H, W] or [3, H, W] each; default: the
+        held-out images), tensor by tensor (:func:`~sapnet_export.export.int8.coverage.compare_ranges`).
+
+        Raises:
+            ValueError: no frames (and no held-out images).
+        """
+        if frames is None:
+            frames = [item.image for item in self.held_out]
+            source = source or f"{len(frames)} held-out images"
+        calibrated = self.calibrated_ranges()
+        observed = observed_ranges(self.fp32_path, frames, tensors=list(calibrated),
+                                   op_types=QDQ_PROFILES[self.profile].op_types)
+        return compare_ranges(self.fp32, calibrated, observed, frames=len(frames),
+                              source=source or f"{len(frames)} frames",
+                              symmetric=QDQ_PROFILES[self.profile].activation_symmetric, margin=margin)
+
     def trial(self, int8_groups: Sequence[str]) -> Trial:
         """Quantize ``int8_groups`` and measure the variant on the held-out images."""
         path, _, share = self.quantize(int8_groups)
@@ -145,13 +171,15 @@ def group_sensitivity(session: Int8Session) -> list[Trial]:
 
 @dataclass
 class BudgetResult:
-    """Outcome of :func:`meet_budget`: the chosen variant, every variant tried in order, and the
-    sensitivity ranking when one was needed (empty when full INT8 already met the budget)."""
+    """Outcome of :func:`meet_budget`: the chosen variant, every variant tried in order, the
+    sensitivity ranking when one was needed (empty when full INT8 already met the budget), and the
+    calibration coverage on the held-out images once measured (:meth:`Int8Session.coverage`)."""
 
     chosen: Trial
     tried: list[Trial]
     ranking: list[Trial]
     met: bool
+    coverage: Coverage | None = None
 
 
 def meet_budget(session: Int8Session, min_psnr_db: float | None) -> BudgetResult:
