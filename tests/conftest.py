@@ -262,3 +262,39 @@ def write_frames_video(path, frames, fps=10.0):
         sink.write(i, frame)
     sink.close()
     return path
+
+
+# --- hostile-input suite (tests/reliability/) ---
+
+@pytest.fixture
+def unwritable_dir(tmp_path) -> Path:
+    """A folder where no file can be created: chmod 0o500, or (as root, who ignores modes) a path
+    under /sys, whose sysfs refuses new files to everyone."""
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        (folder / ".probe").touch()
+    except OSError:
+        yield folder
+        folder.chmod(0o700)
+        return
+    (folder / ".probe").unlink()
+    folder.chmod(0o700)
+    if not Path("/sys/kernel").is_dir():
+        pytest.skip("running as root without a read-only /sys: no unwritable folder to test with")
+    yield Path("/sys/kernel")
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Names of temporaries (``*.tmp``) anywhere under ``folder``."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.name.endswith(".tmp"))
+
+
+def assert_clean_error(code: int, output: str, expected_code: int, *needles: str) -> None:
+    """Exit code, each needle in the message, and no traceback."""
+    assert code == expected_code, output
+    assert "Traceback" not in output, output
+    for needle in needles:
+        assert str(needle) in output, f"{needle!r} not in: {output}"
+

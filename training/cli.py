@@ -16,7 +16,7 @@ from rich.table import Table
 
 from sapnet_export.cli._app import SapnetGroup, console, err_console
 from sapnet_export.errors import InputError
-from sapnet_export.fileio import write_json
+from sapnet_export.fileio import check_output, write_json
 
 app = typer.Typer(cls=SapnetGroup, add_completion=False, no_args_is_help=True,
                   pretty_exceptions_enable=False,
@@ -81,7 +81,7 @@ def train(
                                                 "ResNet-101 and AlexNet for the losses; recorded.")] = False,
     steps_per_epoch: Annotated[Optional[int], typer.Option("--steps-per-epoch", min=1)] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")] = "auto",
-    seed: int = 0,
+    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1)] = 0,
     workers: Annotated[int, typer.Option(min=0)] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in OUTPUT.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Start over in a folder that holds a run.")] = False,
@@ -92,6 +92,7 @@ def train(
     from .loop import LOG_FILE, TrainConfig, train as run_training
     from .losses import LossWeights
 
+    check_output(output, kind="folder", option="--output")
     if not data and not clean:
         raise InputError("no training data: give --data (paired) and/or --clean (synthetic rain)")
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, milestones=_milestones(milestones),
@@ -162,6 +163,8 @@ def evaluate(
     from .loop import resolve_device
     from .validation import score_inputs, score_model
 
+    if json_out is not None:
+        check_output(json_out, option="--json")
     pairs = load_paired_folder(data)
     torch_device = resolve_device(device)
     rows = [("rainy input", "", score_inputs(pairs))]
@@ -192,7 +195,7 @@ def render(
     clean: Annotated[Path, typer.Argument(help="Folder of clean photographs.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Writes OUTPUT/input (rainy) and "
                                          "OUTPUT/target (clean): a paired dataset.")],
-    seed: int = 0,
+    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1)] = 0,
 ) -> None:
     """Render synthetic rain once on each photograph (seeded), as a paired dataset to look at or to
     validate on; the parameters of each image go to OUTPUT/rain.json."""
@@ -201,6 +204,7 @@ def render(
     from .data import load_clean
     from .rain import make_rainy
 
+    check_output(output, kind="folder", option="--output")
     record = {"seed": seed, "images": []}
     for i, (name, image) in enumerate(load_clean(clean)):
         rainy, params = make_rainy(image, (seed, i))
@@ -221,6 +225,7 @@ def photos(
     train and val: the data of the toolkit's default weights."""
     from .photos import write_bundled
 
+    check_output(output, kind="folder", option="--output")
     record = write_bundled(output)
     console.print(f"{len(record['photos'])} photographs in {output} (see SOURCES.json)")
 

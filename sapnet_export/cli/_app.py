@@ -12,13 +12,19 @@ from rich.table import Table
 
 from sapnet_export import __version__
 from sapnet_export.errors import SapnetError
+from .options import harden
 
 console = Console()
 err_console = Console(stderr=True)
 
 
 class SapnetGroup(TyperGroup):
-    """Turns toolkit errors into one red line on stderr and the documented exit code."""
+    """Turns toolkit errors into one red line on stderr and the documented exit code, and validates
+    every numeric option of its commands (:func:`sapnet_export.cli.options.harden`)."""
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003 - TyperGroup's signature
+        super().__init__(*args, **kwargs)
+        harden(self)
 
     def invoke(self, ctx):  # noqa: ANN001, ANN201 - click's signature
         try:
@@ -26,6 +32,11 @@ class SapnetGroup(TyperGroup):
         except SapnetError as exc:
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:  # the environment refused (disk full, permissions): exit 2, no traceback
+            where = f"{exc.filename}: " if exc.filename else ""
+            err_console.print(f"[bold red]error:[/] {where}{exc.strerror or exc}", highlight=False,
+                              soft_wrap=True)
+            raise typer.Exit(2) from None
 
 
 app = typer.Typer(cls=SapnetGroup, add_completion=False, no_args_is_help=True,

@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ._app import console, err_console
+from .options import MAX_PSNR_DB, number
 
 DataOpt = Annotated[Path, typer.Option("--data", help="Folder (or file) of rainy images.")]
 GtOpt = Annotated[Optional[Path], typer.Option(
@@ -25,12 +26,23 @@ DurationOpt = Annotated[Optional[float], typer.Option(
     "--duration", min=0.001, help="Time for this many seconds instead of --runs.")]
 LimitOpt = Annotated[Optional[int], typer.Option(
     "--limit", min=1, help="Use at most N images, evenly spaced.")]
-MinPsnrOpt = Annotated[Optional[float], typer.Option(
-    "--min-psnr", help="Fidelity gate on the mean PSNR in dB (default by precision: fp32 80, fp16 60, "
+MinPsnrOpt = Annotated[Optional[float], number(
+    "--min-psnr", min=0, max=MAX_PSNR_DB, help="Fidelity gate on the mean PSNR in dB (default by precision: fp32 80, fp16 60, "
     "int8 35).")]
 MaxDropOpt = Annotated[float, typer.Option(
-    "--max-quality-drop", help="Largest allowed drop of mean Y-PSNR against ground truth, target vs "
+    "--max-quality-drop", min=0, help="Largest allowed drop of mean Y-PSNR against ground truth, target vs "
     "reference, in dB.")]
+
+
+def check_outputs(json_path: Path | None, report: Path | None, *, several: bool = False) -> None:
+    """:func:`sapnet_export.fileio.check_output` on ``--json`` (a file; a folder of kK.json when
+    ``several`` stage counts are benched) and ``--report`` (a folder), before any work."""
+    from sapnet_export.fileio import check_output
+
+    if json_path is not None:
+        check_output(json_path, kind="folder" if several else "file", option="--json")
+    if report is not None:
+        check_output(report, kind="folder", option="--report")
 
 
 def discover_with_ground_truth(data: Path, gt: Path | None, limit: int | None) -> tuple[list, dict]:

@@ -63,9 +63,14 @@ def bench_command(
     from sapnet_export.engine.trt_api import current_gpu
     from sapnet_export.model.checkpoints import load_weights
 
+    from sapnet_export.fileio import check_output
+
+    sweep = parse_stage_list(stages) if stages else [None]
+    shared.check_outputs(json_path, report, several=len(sweep) > 1)
+    check_output(workdir, kind="folder", option="--workdir")
+    check_output(log, option="--log")
     gpu = current_gpu() is not None
     names = parse_formats(formats, gpu=gpu)
-    sweep = parse_stage_list(stages) if stages else [None]
     calibration = load_calibration_warning_if_stale(calib) if calib is not None else None
     items, unmatched = shared.discover_with_ground_truth(data, gt, limit)
     check_held_out(items, calibration)

@@ -22,8 +22,8 @@ def build_command(
                                          "calibration/NAME.")],
     size: Annotated[str, typer.Option("--size", metavar="HxW", help="Frame size: the shape the "
                                       "engine's optimization profile is tuned at (OPT).")],
-    count: Annotated[int, typer.Option("--count", help="Frames to keep (32 or more recommended).")],
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the frame draw and crops.")] = 0,
+    count: Annotated[int, typer.Option("--count", min=1, help="Frames to keep (32 or more recommended).")],
+    seed: Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, help="Seed of the frame draw and crops.")] = 0,
     fit: Annotated[str, typer.Option("--fit", help="crop: random HxW window at native scale "
                                      "(rain streaks keep their size); resize: whole frame scaled to "
                                      "cover HxW, centre-cropped.")] = "crop",

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from sapnet_export.run.derain import DEFAULT_MAX_MEGAPIXELS
 from sapnet_export.errors import CheckFailed
+from .options import MaxMegapixelsOpt
 from ._app import (BackendOpt, DeviceOpt, ForceBf16Opt, ModelOpt, PrecisionOpt, StagesOpt, WeightsOpt,
                    app, console, err_console)
 
@@ -26,8 +27,7 @@ def derain_command(
     device: DeviceOpt = None,
     precision: PrecisionOpt = None,
     force_bf16: ForceBf16Opt = False,
-    max_megapixels: Annotated[float, typer.Option(
-        "--max-megapixels", help="Refuse larger frames (memory: ~1.1 GB per megapixel).")] = DEFAULT_MAX_MEGAPIXELS,
+    max_megapixels: MaxMegapixelsOpt = DEFAULT_MAX_MEGAPIXELS,
     fail_fast: Annotated[bool, typer.Option(
         "--fail-fast", help="Stop at the first file that fails.")] = False,
 ) -> None:
@@ -36,6 +36,9 @@ def derain_command(
     from sapnet_export.data.images import discover_images
     from sapnet_export.runners import create_runner
 
+    from sapnet_export.fileio import check_output
+
+    check_output(output, kind="folder", option="--output")
     items = discover_images(inputs)
     runner = create_runner(backend, model=model, weights=weights, stages=stages, device=device,
                            precision=precision, force_bf16=force_bf16)

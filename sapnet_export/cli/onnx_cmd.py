@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
+from .options import MAX_PSNR_DB, number
 from ._app import (StagesOpt, WeightsOpt, app, console, fmt_db, load_calibration_warning_if_stale,
                    print_coverage, print_summary)
 
@@ -20,7 +21,7 @@ def onnx_command(
     stages: StagesOpt = None,
     static: Annotated[Optional[str], typer.Option(
         "--static", metavar="HxW", help="Fix the input to 1x3xHxW (default: N, H, W dynamic).")] = None,
-    opset: Annotated[int, typer.Option("--opset", help="ONNX opset, 17..20.")] = 17,
+    opset: Annotated[int, typer.Option("--opset", min=17, max=20, help="ONNX opset, 17..20.")] = 17,
     precision: Annotated[str, typer.Option(
         "--precision", help="fp32; fp16 (float16 compute, float32 graph input and output); int8 "
         "(QDQ, scales from --calib).")] = "fp32",
@@ -30,8 +31,8 @@ def onnx_command(
     gt: Annotated[Optional[Path], typer.Option(
         "--gt", help="Ground-truth folder matching --images by name: adds Y-PSNR/SSIM of the "
         "reference and the converted model.")] = None,
-    min_psnr: Annotated[Optional[float], typer.Option(
-        "--min-psnr", help="Fidelity threshold in dB against PyTorch fp32. fp32 (default 80) and "
+    min_psnr: Annotated[Optional[float], number(
+        "--min-psnr", min=0, max=MAX_PSNR_DB, help="Fidelity threshold in dB against PyTorch fp32. fp32 (default 80) and "
         "fp16 (60): every input. int8: the budget on held-out images (min over images): groups are "
         "kept in float until it is met (default: full INT8, 30 dB floor).")] = None,
     calib: Annotated[Optional[Path], typer.Option(
@@ -56,7 +57,10 @@ def onnx_command(
     from sapnet_export.export.onnx_export import Int8Options, export_onnx, parse_hw
     from sapnet_export.data.images import discover_images
     from sapnet_export.model.checkpoints import load_weights
+    from sapnet_export.fileio import check_output
 
+    check_output(output, force=force, option="--output")
+    check_output(output.with_name(output.name + ".json"), option="--output (its report)")
     static_hw = parse_hw(static) if static else None
     items = discover_images(images) if images else []
     int8 = None

@@ -92,8 +92,12 @@ def run_command(
     from sapnet_export.data.stream import open_sink, open_source
 
     tile_size = _tile(tile)
-    if output is not None and output.exists() and not force and output.is_file():
-        raise InputError(f"{output}: exists; pass --force to replace it")
+    if output is not None:
+        from sapnet_export.data.stream import VIDEO_SUFFIXES
+        from sapnet_export.fileio import check_output
+
+        kind = "file" if output.suffix.lower() in VIDEO_SUFFIXES else "folder"
+        check_output(output, kind=kind, force=force, option="--output")
     if target_fps is None and configs:
         raise InputError("--configs is read only with --target-fps F")
     if target_fps is not None and (model is not None or stages is not None or precision is not None):

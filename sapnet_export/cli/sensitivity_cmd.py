@@ -40,6 +40,9 @@ def sensitivity_command(
     from sapnet_export.runners.torch_runner import TorchRunner
     from sapnet_export.model.checkpoints import load_weights
 
+    from sapnet_export.fileio import check_output
+
+    output = check_output(output or Path(f"sensitivity-{qdq_profile}.json"), option="--output")
     check_int8_options(qdq_profile, calib_method)
     calibration = load_calibration_warning_if_stale(calib)
     items = discover_images(data)
@@ -75,7 +78,6 @@ def sensitivity_command(
                   fmt_db(full.min_psnr_db), fmt_db(full.mean_psnr_db))
     console.print(table)
     print_coverage({"int8": {"coverage": coverage}})
-    output = output or Path(f"sensitivity-{qdq_profile}.json")
     write_json(output, {
         "format": "sapnet-export/sensitivity-v1", "profile": qdq_profile, "calib_method": calib_method,
         "calibration": str(calib), "calibration_frames_sha256": calibration.sha256,

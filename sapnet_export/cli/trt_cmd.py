@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
+from .options import MAX_PSNR_DB, number
 from ._app import StagesOpt, app, console, err_console, load_calibration_warning_if_stale, print_coverage
 
 
@@ -30,8 +31,8 @@ def trt_command(
     images: Annotated[Optional[list[Path]], typer.Option(
         "--images", help="Held-out images to check the converted ONNX's fidelity on (int8: without "
         "them the int8 graph's fidelity is not measured). Repeatable.")] = None,
-    min_psnr: Annotated[Optional[float], typer.Option(
-        "--min-psnr", help="Fidelity threshold in dB for the ONNX conversion (see 'onnx --help').")] = None,
+    min_psnr: Annotated[Optional[float], number(
+        "--min-psnr", min=0, max=MAX_PSNR_DB, help="Fidelity threshold in dB for the ONNX conversion (see 'onnx --help').")] = None,
     stages: StagesOpt = None,
     shapes: Annotated[Optional[str], typer.Option(
         "--shapes", metavar="MIN:OPT:MAX", help="Optimization profile, NxCxHxW or HxW each, e.g. "
@@ -45,7 +46,7 @@ def trt_command(
         "--timing-cache", help="Timing cache file, read and updated (full TensorRT; TensorRT-RTX "
         "has none).")] = None,
     workspace: Annotated[Optional[int], typer.Option(
-        "--workspace", metavar="MiB", help="Workspace memory pool limit in MiB.")] = None,
+        "--workspace", metavar="MiB", min=1, help="Workspace memory pool limit in MiB.")] = None,
     opt_level: Annotated[int, typer.Option(
         "--opt-level", min=0, max=5, help="Builder optimization level 0..5 (default 3).")] = 3,
     output: Annotated[Optional[Path], typer.Option(
@@ -58,7 +59,8 @@ def trt_command(
     checked against PyTorch first ('onnx')."""
     from sapnet_export.engine.build import BuildOptions, build_engine
     from sapnet_export.errors import InputError
-    from sapnet_export.engine.sidecar import parse_profile
+    from sapnet_export.engine.sidecar import parse_profile, sidecar_path
+    from sapnet_export.fileio import check_output
 
     if fp16 and int8:
         raise InputError("--fp16 and --int8: choose one")
@@ -74,8 +76,13 @@ def trt_command(
                            targets=tuple(target or ()), timing_cache=timing_cache,
                            workspace_mib=workspace, opt_level=opt_level)
     output = output or Path(f"engines/sapnet_{precision}.engine")
-    if output.exists() and not force:
-        raise InputError(f"{output}: already exists; pass --force to replace it")
+    check_output(output, force=force, option="--output")
+    check_output(sidecar_path(output), option="--output (its sidecar)")
+    if timing_cache is not None:
+        check_output(timing_cache, option="--timing-cache")
+    if onnx_file is None:  # exported beside the engine first
+        check_output(output.with_suffix(".onnx"), force=force, option="--output (the ONNX exported first)")
+        check_output(output.with_suffix(".onnx.json"), option="--output (the ONNX's report)")
     checkpoint = None
     if onnx_file is None:
         onnx_file, checkpoint = _export(weights or "default", output, precision, calib, calib_method,

@@ -41,6 +41,7 @@ def verify_command(
     from sapnet_export.verify.parity import open_target
     from sapnet_export.model.checkpoints import load_weights
 
+    shared.check_outputs(json_path, report)
     items, unmatched = shared.discover_with_ground_truth(data, gt, limit)
     model, info = load_weights(weights)
     reference = TorchRunner(model, info, stages=stages, device="cpu")

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from sapnet_export.errors import ImageError, InputError
-from sapnet_export.fileio import atomic_output
+from sapnet_export.fileio import atomic_output, check_output, temporary_path
 from .images import IMAGE_SUFFIXES, discover_images, read_image, to_uint8
 from .video import VIDEO_SUFFIXES
 
@@ -226,11 +226,12 @@ class VideoSink(FrameSink):
             raise InputError(f"{path}: unsupported video suffix {suffix!r} "
                              f"(use {', '.join(sorted(CONTAINERS))}, or a folder)")
         self.path, self.fps = path, fps
-        self.tmp = path.with_name(f".{path.name}.part{suffix}")
         self.description = f"{path} (H.264, {fps:g} fps)"
         self.padded = False
+        check_output(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            self.tmp = temporary_path(path)
             self.container = av.open(str(self.tmp), "w", format=CONTAINERS[suffix])
         except Exception as exc:
             raise InputError(f"{path}: cannot write the video: {exc}") from exc

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sapnet_export import __version__
 from sapnet_export.errors import CheckFailed, InputError
-from sapnet_export.fileio import atomic_output, sha256_file, to_json
+from sapnet_export.fileio import atomic_output, atomic_outputs, check_output, sha256_file, to_json
 from sapnet_export.model.onnx_meta import INPUT_NAME, POOL_WEIGHTS_NAME, check_io, graph_precision, load_onnx, metadata
 from sapnet_export.export.int8.qdq_rules import tensorrt_qdq_violations
 from .sidecar import SIDECAR_FORMAT, Profile, sidecar_path
@@ -276,8 +276,10 @@ def build_engine(onnx_path: str | os.PathLike, output: str | os.PathLike, option
         BuildFailed: the parser or builder failed; nothing is written.
     """
     onnx_path, output = Path(onnx_path), Path(output)
-    if output.exists() and not force:
-        raise InputError(f"{output}: already exists; pass --force to replace it")
+    check_output(output, force=force)
+    check_output(sidecar_path(output))  # its companion, replaced with it
+    if options.timing_cache is not None:
+        check_output(options.timing_cache, option="--timing-cache")
     meta, precision, static = _check_graph(onnx_path)
     if expect_precision is not None and expect_precision != precision:
         raise InputError(f"{onnx_path}: the graph is {precision}, --{expect_precision} asked; precision "
@@ -337,7 +339,7 @@ def build_engine(onnx_path: str | os.PathLike, output: str | os.PathLike, option
     if sidecar["calibration"]:
         sidecar["sha256"]["calibration_manifest"] = sidecar["calibration"]["manifest_sha256"]
     side = sidecar_path(output)
-    with atomic_output(output, force=force) as tmp, atomic_output(side, force=True) as tmp_side:
+    with atomic_outputs([output, side], force=force) as (tmp, tmp_side):
         with open(tmp, "wb") as handle:
             handle.write(blob)
         sidecar["sha256"]["engine"] = sha256_file(tmp)

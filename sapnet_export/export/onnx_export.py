@@ -27,7 +27,7 @@ from sapnet_export import __version__
 from sapnet_export.export.int8.calibration import CalibrationSet
 from sapnet_export.errors import CheckFailed, InputError
 from sapnet_export.measure.evaluation import HeldOutImage, ImageResult, evaluate, prepare_held_out, result_rows, summarize
-from sapnet_export.fileio import atomic_output, to_json
+from sapnet_export.fileio import atomic_outputs, check_output, to_json
 from sapnet_export.export.int8.sensitivity import BudgetResult, Int8Session, Trial, describe_mix, meet_budget
 from sapnet_export.model.network import SAPNet
 from sapnet_export.model.onnx_meta import INPUT_NAME, OUTPUT_NAME, POOL_WEIGHTS_NAME, pooling_nodes
@@ -355,8 +355,9 @@ def export_onnx(model: SAPNet, info: WeightsInfo, output: str | os.PathLike, *,
     _check_options(precision, int8, items, require_held_out, min_psnr_db)
     threshold = DEFAULT_MIN_PSNR_DB[precision] if min_psnr_db is None else min_psnr_db
     output = Path(output)
-    if output.exists() and not force:
-        raise InputError(f"{output}: already exists; pass --force to replace it")
+    report_path = output.with_name(output.name + ".json")
+    check_output(output, force=force)
+    check_output(report_path)  # a companion: replaced with its model, never a directory
     command = command or shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
     reference_runner = TorchRunner(model, info, stages=stages, device="cpu")
     exclude = int8.calibration.source_sha256 if int8 else frozenset()
@@ -375,8 +376,7 @@ def export_onnx(model: SAPNet, info: WeightsInfo, output: str | os.PathLike, *,
     onnx.helper.set_model_props(proto, meta)
     proto.producer_name, proto.producer_version = "sapnet-export", __version__
     proto.doc_string = "SAPNet derain network: rainy RGB [0,1] NCHW -> derained RGB NCHW"
-    report_path = output.with_name(output.name + ".json")
-    with atomic_output(output, force=force) as tmp, atomic_output(report_path, force=True) as tmp_report:
+    with atomic_outputs([output, report_path], force=force) as (tmp, tmp_report):
         onnx.save(proto, str(tmp))
         export_s = time.perf_counter() - start
         runner = OnnxRuntimeRunner(tmp, device="cpu")

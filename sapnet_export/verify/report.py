@@ -14,12 +14,12 @@ from __future__ import annotations
 import math
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from sapnet_export.data.images import read_image
+from sapnet_export.fileio import check_output, temporary_path
 from .parity import Verification, worst_images
 
 #: Columns of the summary table (bench and verify).
@@ -215,7 +215,8 @@ def write_report(verification: Verification, out_dir: str | Path, title: str) ->
     """Write ``index.md`` and the PNGs into ``out_dir`` (replaced atomically); returns index.md's path."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    check_output(out_dir, kind="folder")
+    tmp = temporary_path(out_dir, folder=True)
     try:
         payload = verification.payload
         pictures = [p for p in (latency_chart(payload, tmp / "latency.png"),) if p]

@@ -25,7 +25,6 @@ import os
 import shlex
 import shutil
 import sys
-import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,7 +36,7 @@ from sapnet_export.data.images import read_image
 from sapnet_export.data.synthetic_rain import MIXED, PRESETS, make_rainy, preset_for
 from sapnet_export.data.video import read_frames
 from sapnet_export.errors import InputError
-from sapnet_export.fileio import sha256_file
+from sapnet_export.fileio import check_output, sha256_file, temporary_path
 from .frame_sampling import describe_sources, expand_sources, fit_frame
 
 #: v2 adds ``synthetic_rain``, ``synthetic_frames`` and each source's ``role``; v1 sets still load.
@@ -158,9 +157,7 @@ def build_calibration(sources: list[str], output: str | os.PathLike, *, size: tu
         raise InputError(f"--synthetic-rain {synthetic_rain}: choose one of {', '.join(SYNTHETIC_RAIN)}")
     if bool(clean) != (synthetic_rain is not None):
         raise InputError("--synthetic-rain renders rain on the --clean frames: give both, or neither")
-    output = Path(output)
-    if output.exists() and not force:
-        raise InputError(f"{output}: already exists; pass --force to replace it")
+    output = check_output(output, kind="folder", force=force, option="--output")
     files = expand_sources(list(sources)) if sources else []
     clean_files = expand_sources(list(clean)) if clean else []
     if not files and not clean_files:
@@ -216,16 +213,16 @@ def build_calibration(sources: list[str], output: str | os.PathLike, *, size: tu
 def _write_set(output: Path, frames: np.ndarray, manifest: dict, force: bool) -> None:
     """Assemble the folder under a temporary name beside ``output``, then rename it into place."""
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    tmp = temporary_path(output, folder=True)
     try:
         np.savez(tmp / FRAMES_NAME, frames=frames)
         manifest["frames_sha256"] = sha256_file(tmp / FRAMES_NAME)
         (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
         old = None
         if output.exists():
-            if not force:
+            if not force and any(output.iterdir()):
                 raise InputError(f"{output}: already exists; pass --force to replace it")
-            old = Path(tempfile.mkdtemp(prefix=f".{output.name}.old.", dir=output.parent))
+            old = temporary_path(output, folder=True, suffix=".bak.tmp")
             os.replace(output, old / "set")
         os.replace(tmp, output)
         if old:

@@ -1,0 +1,142 @@
+"""Options the commands share, and the one validator of every numeric option (docs/reliability.md).
+
+Every ``int``/``float`` option and argument of ``sapnet-export`` and ``sapnet-train`` is validated here,
+before the command runs (exit 2, the option named):
+
+- NaN and infinities are refused everywhere (``float('nan')`` passes any ``min``/``max`` comparison,
+  so a NaN threshold would silently switch a gate or a guard off);
+- the declared range is enforced: Typer's ``min``/``max`` (closed bounds) or :func:`number`'s
+  ``min_open``/``max_open`` (open bounds, e.g. ``--max-megapixels`` > 0).
+
+:func:`harden` installs the check on every numeric parameter of a command tree; :class:`SapnetGroup`
+(``sapnet_export/cli/_app.py``) calls it when Typer builds the click commands, so a new command gets
+it without doing anything. ``tests/reliability/test_options.py`` fails when a numeric option has no
+declared range, so new options must say what they accept.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+import typer
+
+#: Attribute set on a parameter whose callback already validates it.
+_MARK = "_sapnet_number_checked"
+
+
+def check_number(value: Any, option: str, *, min: float | None = None, max: float | None = None,  # noqa: A002
+                 min_open: bool = False, max_open: bool = False) -> Any:
+    """Return ``value`` (a number, a list of numbers or None) if every number is finite and in range.
+
+    Args:
+        value: the parsed option value.
+        option: its name as typed (``--max-megapixels``), for the message.
+        min, max: bounds (None: unbounded); ``min_open``/``max_open`` exclude the bound itself.
+
+    Raises:
+        typer.BadParameter: NaN, an infinity, or a number outside the bounds (exit 2, usage error).
+    """
+    if value is None or isinstance(value, bool):
+        return value
+    for number in (value if isinstance(value, (list, tuple)) else [value]):
+        if not isinstance(number, (int, float)):
+            continue
+        if isinstance(number, float) and not math.isfinite(number):
+            raise typer.BadParameter(f"{number!r} is not a finite number", param_hint=option)
+        low_bad = min is not None and (number <= min if min_open else number < min)
+        high_bad = max is not None and (number >= max if max_open else number > max)
+        if low_bad or high_bad:
+            raise typer.BadParameter(f"{number:g} is out of range: {describe_range(min, max, min_open, max_open)}",
+                                     param_hint=option)
+    return value
+
+
+def describe_range(min: float | None, max: float | None, min_open: bool = False,  # noqa: A002
+                   max_open: bool = False) -> str:
+    """``'> 0'``, ``'1..6'``, ``'>= 0'`` ... for messages and help."""
+    if min is not None and max is not None and not (min_open or max_open):
+        return f"{min:g}..{max:g}"
+    parts = []
+    if min is not None:
+        parts.append(f"{'>' if min_open else '>='} {min:g}")
+    if max is not None:
+        parts.append(f"{'<' if max_open else '<='} {max:g}")
+    return " and ".join(parts) or "any finite number"
+
+
+def number(*param_decls: str, min: float | None = None, max: float | None = None,  # noqa: A002
+           min_open: bool = False, max_open: bool = False, help: str | None = None,  # noqa: A002
+           **kwargs: Any) -> Any:
+    """A ``typer.Option`` for a number with open or closed bounds, checked by :func:`check_number`.
+
+    Use where Typer's closed ``min``/``max`` do not say it, e.g. ``number("--max-megapixels", min=0,
+    min_open=True)``. The range is added to the help text.
+    """
+    name = param_decls[0] if param_decls else None
+
+    def callback(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> Any:  # noqa: ARG001
+        return check_number(value, name or _option_name(param), min=min, max=max,
+                            min_open=min_open, max_open=max_open)
+
+    setattr(callback, _MARK, (min, max, min_open, max_open))
+    text = f"{help + ' ' if help else ''}[range: {describe_range(min, max, min_open, max_open)}]"
+    return typer.Option(*param_decls, callback=callback, help=text, **kwargs)
+
+
+def _option_name(param: Any) -> str:
+    opts = getattr(param, "opts", None) or [param.name]
+    return max(opts, key=len)
+
+
+def declared_range(param: Any) -> tuple[float | None, float | None, bool, bool] | None:
+    """The range a numeric parameter declares (``number`` or Typer's ``min``/``max``); None if none."""
+    info = param.type_descriptor.parameter_info
+    marked = getattr(info.callback, _MARK, None)  # the callback as given, before Typer wraps it
+    if isinstance(marked, tuple):
+        return marked
+    if info.min is None and info.max is None:
+        return None
+    return info.min, info.max, False, False
+
+
+def is_numeric(param: Any) -> bool:
+    """Whether a Typer parameter takes an int or a float (alone, optional or as a list)."""
+    descriptor = getattr(param, "type_descriptor", None)
+    if descriptor is None:
+        return False
+    annotation = descriptor.annotation
+    args = getattr(annotation, "__args__", ())
+    return annotation in (int, float) or any(a in (int, float) for a in args)
+
+
+def harden(command: Any) -> None:
+    """Install :func:`check_number` on every numeric parameter of ``command`` and its sub-commands
+    (finite always; the declared range), once; other parameters are left alone."""
+    for sub in getattr(command, "commands", {}).values():
+        harden(sub)
+    for param in getattr(command, "params", ()):
+        if not is_numeric(param) or getattr(param.callback, _MARK, None) == "hardened":
+            continue
+        bounds = declared_range(param) or (None, None, False, False)
+        original = param.callback
+
+        def callback(ctx: Any, p: Any, value: Any, _original=original, _bounds=bounds) -> Any:  # noqa: ANN001
+            value = check_number(value, _option_name(p), min=_bounds[0], max=_bounds[1],
+                                 min_open=_bounds[2], max_open=_bounds[3])
+            return _original(ctx, p, value) if _original is not None else value
+
+        setattr(callback, _MARK, "hardened")
+        param.callback = callback
+
+
+#: Largest ``--min-psnr`` accepted, in dB. Float32 rounding differences measure 120-160 dB; an
+#: identical output is infinite and passes any finite threshold, so 1000 dB demands an identical one.
+MAX_PSNR_DB = 1000.0
+
+#: ``--max-megapixels``: the frame-size guard of every command that reads frames or is given a size
+#: (:mod:`sapnet_export.run.budget` documents the memory it stands for).
+MaxMegapixelsOpt = Annotated[float, number(
+    "--max-megapixels", min=0, min_open=True,
+    help="Refuse frames larger than this many megapixels before inference (memory: about 1.1 GB per "
+         "megapixel with ONNX Runtime on the CPU, 0.8 GB with PyTorch; docs/reliability.md).")]
