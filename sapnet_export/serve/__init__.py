@@ -1,0 +1,2 @@
+"""Serving on NVIDIA Triton Inference Server: ``sapnet-export serve`` (PyTriton), model repositories
+for the Triton container (``triton-repo``) and their shared contract (docs/serving.md)."""
