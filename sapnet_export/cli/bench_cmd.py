@@ -43,7 +43,8 @@ def bench_command(
         "--calib", help="Calibration set for the int8 formats (without it they are rows that failed).")] = None,
     formats: Annotated[Optional[str], typer.Option(
         "--formats", help="Comma-separated: torch, onnx, onnx-fp16, onnx-int8-cpu, onnx-int8-tensorrt, "
-        "tensorrt, tensorrt-fp16, tensorrt-int8 (default: all; engines only with a GPU).")] = None,
+        "openvino, openvino-bf16, openvino-int8 (NNCF), openvino-int8-bf16, tensorrt, tensorrt-fp16, "
+        "tensorrt-int8 (default: all; engines only with a GPU).")] = None,
     workdir: Annotated[Path, typer.Option(
         "--workdir", help="Where the ONNX files and engines are made (replaced each run).")] = Path("engines/bench"),
     log: Annotated[Path, typer.Option("--log", help="Append a JSON line per run here.")] = Path("engines/bench.log"),

@@ -41,7 +41,8 @@ def onnx_command(
         "--calib-method", help="percentile (99.999 %, default) | minmax | entropy.")] = "percentile",
     qdq_profile: Annotated[str, typer.Option(
         "--qdq-profile", help="tensorrt (int8 symmetric, for TensorRT/TensorRT-RTX) | cpu (u8s8, for "
-        "ONNX Runtime on x86).")] = "tensorrt",
+        "ONNX Runtime on x86) | openvino (NNCF's nncf.quantize, checked with OpenVINO; "
+        "--calib-method does not apply).")] = "tensorrt",
     keep_fp32: Annotated[Optional[list[str]], typer.Option(
         "--keep-fp32", help="Keep a group (conv0, conv_i, conv_f, conv_g, conv_o, lstm_cell, "
         "res_conv1..5, conv) or node-name glob out of quantization. Repeatable.")] = None,
@@ -73,7 +74,8 @@ def onnx_command(
     model, info = load_weights(weights)
     console.print(f"weights: {info.name} -> {info.path} ({info.layout}, {info.source}, "
                   f"sha256 {info.sha256[:12]})")
-    table = Table(title=f"fidelity: ONNX Runtime (CPU) {precision} vs PyTorch fp32")
+    checker = "OpenVINO" if precision == "int8" and qdq_profile == "openvino" else "ONNX Runtime"
+    table = Table(title=f"fidelity: {checker} (CPU) {precision} vs PyTorch fp32")
     table.add_column("input", overflow="fold")
     for column in ("shape", "PSNR dB", "max diff u8", "changed px", "s"):
         table.add_column(column, justify="right", no_wrap=True)

@@ -102,7 +102,7 @@ def run_command(
         raise InputError("--configs is read only with --target-fps F")
     if target_fps is not None and (model is not None or stages is not None or precision is not None):
         raise InputError("--target-fps chooses the model, precision and stages from --configs; drop "
-                         "--model/--precision/--stages (or drop --target-fps to run them as given)")
+                         "--model/--stages/--precision (or drop --target-fps to run them as given)")
     src = open_source(source)
     try:
         if target_fps is not None:

@@ -21,7 +21,7 @@ def sensitivity_command(
     stages: StagesOpt = None,
     limit: Annotated[int, typer.Option(
         "--limit", min=1, help="Use at most this many held-out images, evenly spaced.")] = 8,
-    qdq_profile: Annotated[str, typer.Option("--qdq-profile", help="tensorrt | cpu.")] = "tensorrt",
+    qdq_profile: Annotated[str, typer.Option("--qdq-profile", help="tensorrt | cpu | openvino (NNCF).")] = "tensorrt",
     calib_method: Annotated[str, typer.Option(
         "--calib-method", help="percentile (99.999 %, default) | minmax | entropy.")] = "percentile",
     output: Annotated[Optional[Path], typer.Option(

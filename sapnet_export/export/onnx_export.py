@@ -32,11 +32,12 @@ from sapnet_export.export.int8.sensitivity import BudgetResult, Int8Session, Tri
 from sapnet_export.model.network import SAPNet
 from sapnet_export.model.onnx_meta import INPUT_NAME, OUTPUT_NAME, POOL_WEIGHTS_NAME, pooling_nodes
 from .precision import DEFAULT_MIN_PSNR_DB, PRECISIONS, to_fp16
+from sapnet_export.export.int8.nncf_quantize import NNCF_METHOD
 from sapnet_export.export.int8.qdq_rules import check_tensorrt_qdq
 from sapnet_export.model.tiling import TileLayout
-from sapnet_export.export.int8.quantize import DEFAULT_CALIB_METHOD, QDQ_PROFILES, check_int8_options, select_nodes
+from sapnet_export.export.int8.quantize import (DEFAULT_CALIB_METHOD, QDQ_PROFILES, check_int8_options,
+                                                profile_runner, select_nodes)
 from sapnet_export.runners.base import Runner
-from sapnet_export.runners.onnxruntime_runner import OnnxRuntimeRunner
 from sapnet_export.runners.torch_runner import TorchRunner
 from sapnet_export.model.checkpoints import WeightsInfo
 
@@ -65,7 +66,7 @@ class Int8Options:
 
     Attributes:
         calibration: the calibration set (:func:`~sapnet_export.export.int8.calibration.load_calibration`).
-        profile: QDQ profile, ``tensorrt`` or ``cpu``.
+        profile: QDQ profile, ``tensorrt``, ``cpu`` or ``openvino`` (NNCF).
         method: calibration method, ``minmax``, ``entropy`` or ``percentile`` (default).
         keep_fp32: group names or node-name globs kept out of quantization.
     """
@@ -248,7 +249,9 @@ def _convert_int8(proto: onnx.ModelProto, held_out: list[HeldOutImage], options:
     try:
         budget = meet_budget(session, min_psnr_db)
         quantized = onnx.load(str(budget.chosen.path))
-        if held_out:  # do the held-out images hold activations the calibration did not cover?
+        # do the held-out images hold activations the calibration did not cover? (read from ONNX
+        # Runtime's calibration cache; NNCF, the openvino profile, keeps no ranges outside its graph)
+        if held_out and options.profile != "openvino":
             budget.coverage = session.coverage()
     finally:
         session.close()
@@ -257,7 +260,8 @@ def _convert_int8(proto: onnx.ModelProto, held_out: list[HeldOutImage], options:
     calib = options.calibration
     meta.update({
         "qdq_profile": options.profile, "qdq_profile_summary": QDQ_PROFILES[options.profile].summary,
-        "calib_method": options.method, "calibration": str(calib.path),
+        "calib_method": NNCF_METHOD if options.profile == "openvino" else options.method,
+        "calibration": str(calib.path),
         "calibration_frames_sha256": calib.sha256,
         "calibration_shape": "x".join(map(str, calib.frames.shape)),
         "int8_groups": ",".join(budget.chosen.int8_groups) or "none",
@@ -309,8 +313,8 @@ def export_onnx(model: SAPNet, info: WeightsInfo, output: str | os.PathLike, *,
     """Export ``model`` to ONNX at ``output`` (fp32, fp16 or int8), verify it, then move it into place
     with its JSON report ``<output>.json``.
 
-    The graph and the report are written to temporary names beside ``output``. ONNX Runtime (CPU) runs
-    the graph on random probes and on the held-out ``images``; PyTorch fp32 is the reference. fp32 and
+    The graph and the report are written to temporary names beside ``output``. ONNX Runtime (CPU;
+    OpenVINO for the ``openvino`` QDQ profile) runs the graph on random probes and on the held-out ``images``; PyTorch fp32 is the reference. fp32 and
     fp16: every input must reach ``min_psnr_db``. int8: the held-out images must (the probes, random
     noise, are reported only); with ``min_psnr_db`` given, groups are kept in float until they do
     (:func:`sapnet_export.export.int8.sensitivity.meet_budget`). Only then are both files renamed into place.
@@ -379,7 +383,7 @@ def export_onnx(model: SAPNet, info: WeightsInfo, output: str | os.PathLike, *,
     with atomic_outputs([output, report_path], force=force) as (tmp, tmp_report):
         onnx.save(proto, str(tmp))
         export_s = time.perf_counter() - start
-        runner = OnnxRuntimeRunner(tmp, device="cpu")
+        runner = profile_runner(int8.profile if int8 else None, tmp)
         probes = evaluate(runner, _probes(reference_runner, static_hw), on_row)
         if shared_pooling:
             probes += _evaluate_tiles(runner, reference_runner, on_row)
@@ -397,7 +401,7 @@ def export_onnx(model: SAPNet, info: WeightsInfo, output: str | os.PathLike, *,
             worst = min(failed, key=lambda r: r.fidelity.psnr_db)
             extra = (f"; even with {', '.join(budget.chosen.float_groups)} kept in float"
                      if budget is not None and budget.chosen.float_groups else "")
-            raise CheckFailed(f"{output}: ONNX Runtime ({precision}) output differs from PyTorch fp32 "
+            raise CheckFailed(f"{output}: {runner.info.backend} ({precision}) output differs from PyTorch fp32 "
                               f"on {len(failed)} of {len(gated)} inputs (worst {worst.name}: "
                               f"{worst.fidelity.psnr_db:.1f} dB, threshold {threshold:.1f} dB){extra}; "
                               "the file was not written")

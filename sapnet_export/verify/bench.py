@@ -24,13 +24,16 @@ from sapnet_export.model.checkpoints import WeightsInfo
 
 @dataclass(frozen=True)
 class Format:
-    """A benchmark format: ``name`` (``--formats``), ONNX ``precision``, QDQ ``profile`` for int8, and
-    ``engine`` (a TensorRT engine built from that ONNX, needs a GPU to run)."""
+    """A benchmark format: ``name`` (``--formats``), ONNX ``precision``, QDQ ``profile`` for int8,
+    ``engine`` (a TensorRT engine built from that ONNX, needs a GPU to run), the ``backend`` that
+    runs an ONNX file and the compute precision it is asked for (``run_precision``: OpenVINO's bf16)."""
 
     name: str
     precision: str
     profile: str | None = None
     engine: bool = False
+    backend: str = "onnxruntime"
+    run_precision: str | None = None
 
 
 FORMATS = {f.name: f for f in (
@@ -39,6 +42,12 @@ FORMATS = {f.name: f for f in (
     Format("onnx-fp16", "fp16"),
     Format("onnx-int8-cpu", "int8", "cpu"),
     Format("onnx-int8-tensorrt", "int8", "tensorrt"),
+    # OpenVINO on the same fp32 file (f32 pinned, or bf16), and on NNCF's int8 graph (f32 or bf16 for
+    # what stays float)
+    Format("openvino", "fp32", backend="openvino"),
+    Format("openvino-bf16", "fp32", backend="openvino", run_precision="bf16"),
+    Format("openvino-int8", "int8", "openvino", backend="openvino"),
+    Format("openvino-int8-bf16", "int8", "openvino", backend="openvino", run_precision="bf16"),
     Format("tensorrt", "fp32", engine=True),
     Format("tensorrt-fp16", "fp16", engine=True),
     Format("tensorrt-int8", "int8", "tensorrt", engine=True),
@@ -105,13 +114,14 @@ def make_targets(model: SAPNet, info: WeightsInfo, reference: Runner, formats: S
             path = made[onnx_name]
             if fmt.engine:
                 path = build_engine(path, workdir / f"{name}.engine", BuildOptions(), force=True).path
-            target = open_target(str(path), weights=info.name, stages=stages)
+            target = open_target(str(path), weights=info.name, stages=stages, onnx_backend=fmt.backend,
+                                 precision=fmt.run_precision)
             target.name = name
             targets.append(target)
         except SapnetError as exc:
             targets.append(Target(name=name, runner=None, status="failed", reason=str(exc),
                                   precision=fmt.precision,
-                                  backend="tensorrt" if fmt.engine else "onnxruntime"))
+                                  backend="tensorrt" if fmt.engine else fmt.backend))
     return targets
 
 

@@ -11,7 +11,8 @@ from sapnet_export.model.checkpoints import load_weights
 
 
 def test_formats():
-    assert default_formats(gpu=False) == ["torch", "onnx", "onnx-fp16", "onnx-int8-cpu", "onnx-int8-tensorrt"]
+    assert default_formats(gpu=False) == ["torch", "onnx", "onnx-fp16", "onnx-int8-cpu", "onnx-int8-tensorrt",
+                                          "openvino", "openvino-bf16", "openvino-int8", "openvino-int8-bf16"]
     assert default_formats(gpu=True) == list(FORMATS)
     assert parse_formats("torch, onnx", gpu=False) == ["torch", "onnx"]
     with pytest.raises(InputError, match="--formats tflite: choose from torch, onnx"):

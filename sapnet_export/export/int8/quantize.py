@@ -7,7 +7,7 @@ calibration ranges to a file (``calibration_cache_path``), which the PSNR-budget
 sensitivity scan reuse so that calibration runs once. ModelOpt would pull in a second framework and,
 for its ONNX path, still calibrates with ONNX Runtime.
 
-Two QDQ profiles (DESIGN.md section 3):
+Three QDQ profiles (docs/design.md):
 
 - ``tensorrt``: int8 activations, symmetric (zero point 0), per tensor; int8 weights, symmetric, per
   channel on axis 0; bias left in float. Only Conv inputs are quantized (the weighted layers, as
@@ -16,6 +16,8 @@ Two QDQ profiles (DESIGN.md section 3):
 - ``cpu``: uint8 activations (asymmetric) and int8 weights (u8s8), ONNX Runtime's fast path on x86;
   Conv and the element-wise ops around it are quantized so that ONNX Runtime fuses them into integer
   kernels (measured here: quantizing Conv inputs alone gave no speed-up on the CPU).
+- ``openvino``: NNCF's ``nncf.quantize`` instead of ONNX Runtime's quantizer (its own statistics and
+  bias correction), checked with OpenVINO (:mod:`sapnet_export.export.int8.nncf_quantize`).
 
 Groups: the network's nodes are grouped by the module they come from (DESIGN.md section 2; weights
 are shared by the stages, so a group spans all stages): ``conv0``, the four gates ``conv_i``,
@@ -54,6 +56,7 @@ class QdqProfile:
         activation_symmetric: zero point 0 for activations.
         op_types: ONNX op types whose inputs get QuantizeLinear/DequantizeLinear.
         summary: one line for reports.
+        backend: the Runner that checks the graph (``--backend`` name; :func:`profile_runner`).
     """
 
     name: str
@@ -62,6 +65,7 @@ class QdqProfile:
     activation_symmetric: bool
     op_types: tuple[str, ...]
     summary: str
+    backend: str = "onnxruntime"
 
 
 QDQ_PROFILES = {
@@ -72,6 +76,11 @@ QDQ_PROFILES = {
                       ("Conv", "Add", "Mul", "Sigmoid", "GlobalAveragePool", "Concat", "Relu"),
                       "u8s8: uint8 asymmetric activations, int8 symmetric per-channel weights, "
                       "float bias; Conv and element-wise ops"),
+    "openvino": QdqProfile("openvino", "int8", "int8", True,
+                           ("Conv", "Add", "Mul", "Sigmoid", "GlobalAveragePool", "Concat", "Relu"),
+                           "NNCF nncf.quantize (preset performance): int8 symmetric activations, int8 "
+                           "symmetric per-channel weights, fast bias correction; QDQ placed for OpenVINO",
+                           backend="openvino"),
 }
 #: Calibration methods (``onnxruntime.quantization.CalibrationMethod``): minmax keeps the full range;
 #: entropy (KL divergence, TensorRT's classic calibrator) and percentile (99.999 %) clip outliers but
@@ -213,6 +222,11 @@ def check_int8_options(profile: str, calib_method: str) -> None:
     :data:`CALIB_METHODS` (checked before any slow work starts)."""
     if profile not in QDQ_PROFILES:
         raise InputError(f"--qdq-profile {profile}: choose one of {', '.join(QDQ_PROFILES)}")
+    if profile == "openvino":
+        from .nncf_quantize import nncf_version
+
+        nncf_version()
+        return  # NNCF chooses its own range estimators; --calib-method does not apply
     if calib_method not in CALIB_METHODS:
         raise InputError(f"--calib-method {calib_method}: choose one of {', '.join(CALIB_METHODS)}")
 
@@ -224,7 +238,9 @@ def quantize_int8(fp32_path: str | os.PathLike, output: str | os.PathLike, *, pr
 
     Calibration runs the graph on ``frames`` (float32 [N, 3, H, W] in [0, 1]) with ONNX Runtime on the
     CPU and stores the activation ranges at ``cache_path``; when that file exists, calibration is skipped
-    and its ranges are used (pass ``frames=None`` then).
+    and its ranges are used (pass ``frames=None`` then). The ``openvino`` profile quantizes with NNCF
+    instead (:func:`~sapnet_export.export.int8.nncf_quantize.quantize_nncf`), which calibrates on
+    ``frames`` every time and ignores ``calib_method`` and ``cache_path``.
 
     Args:
         profile: a key of :data:`QDQ_PROFILES`.
@@ -237,9 +253,13 @@ def quantize_int8(fp32_path: str | os.PathLike, output: str | os.PathLike, *, pr
     Source: ``onnxruntime.quantization.quantize_static`` (ONNX Runtime 1.31 API docstring: QDQ format,
     ``extra_options`` ``ActivationSymmetric``, ``WeightSymmetric``, ``QuantizeBias``).
     """
+    check_int8_options(profile, calib_method)
+    if profile == "openvino":
+        from .nncf_quantize import quantize_nncf
+
+        return quantize_nncf(fp32_path, output, frames=frames, exclude=exclude)
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    check_int8_options(profile, calib_method)
     if frames is None and not Path(cache_path).is_file():
         raise InputError("INT8 needs calibration frames (--calib DIR)")
     spec = QDQ_PROFILES[profile]
@@ -267,7 +287,30 @@ def quantize_int8(fp32_path: str | os.PathLike, output: str | os.PathLike, *, pr
 
 
 def int8_conv_nodes(quantized: onnx.ModelProto) -> set[str]:
-    """Conv nodes of a QDQ graph whose activation and weight both come from DequantizeLinear."""
-    producer = {out: node.op_type for node in quantized.graph.node for out in node.output}
+    """Conv nodes of a QDQ graph whose activation and weight both come from DequantizeLinear, the
+    activation possibly through a Concat of DequantizeLinear outputs and constants (NNCF quantizes
+    the inputs of a Concat, not its output; the stage-1 LSTM state is a ConstantOfShape of zeros)."""
+    producer = {out: node for node in quantized.graph.node for out in node.output}
+
+    def dequantized(name: str, through_concat: bool) -> bool:
+        node = producer.get(name)
+        if node is None:
+            return False
+        if node.op_type == "DequantizeLinear":
+            return True
+        if through_concat and node.op_type == "Concat":
+            return all(dequantized(i, False) or getattr(producer.get(i), "op_type", "") == "ConstantOfShape"
+                       for i in node.input)
+        return False
+
     return {node.name for node in quantized.graph.node if node.op_type == "Conv"
-            and all(producer.get(name) == "DequantizeLinear" for name in node.input[:2])}
+            and dequantized(node.input[0], True) and dequantized(node.input[1], False)}
+
+
+def profile_runner(profile: str | None, path: str | os.PathLike):  # noqa: ANN201 - Runner
+    """The Runner that checks a graph of ``profile`` (None: fp32/fp16 graphs) on the CPU: OpenVINO for
+    the ``openvino`` profile, ONNX Runtime otherwise (:attr:`QdqProfile.backend`)."""
+    from sapnet_export.runners import create_runner
+
+    backend = QDQ_PROFILES[profile].backend if profile else "onnxruntime"
+    return create_runner(backend, model=str(path), device="cpu")

@@ -1,8 +1,9 @@
 """INT8 conversion with a fidelity budget: per-group sensitivity and the mixed-precision search.
 
-One :class:`Int8Session` calibrates once (the ranges are cached in its work folder) and can then quantize
-any subset of the network's groups (:data:`sapnet_export.export.int8.quantize.GROUPS`) and measure the result on
-held-out images with ONNX Runtime on the CPU, against the PyTorch fp32 references.
+One :class:`Int8Session` calibrates once (the ranges are cached in its work folder; NNCF, the
+``openvino`` profile, calibrates per variant) and can then quantize any subset of the network's groups
+(:data:`sapnet_export.export.int8.quantize.GROUPS`) and measure the result on held-out images with the
+profile's Runner on the CPU (ONNX Runtime; OpenVINO for ``openvino``), against the PyTorch fp32 references.
 
 - :func:`group_sensitivity` quantizes one group at a time, everything else float, and ranks the groups
   by the fidelity they cost (lowest PSNR first);
@@ -26,8 +27,8 @@ import onnx
 from sapnet_export.measure.evaluation import HeldOutImage, ImageResult, evaluate, summarize
 from sapnet_export.model.onnx_meta import pooling_nodes
 from .coverage import DEFAULT_MARGIN, Coverage, compare_ranges, observed_ranges, read_calibration_ranges
-from .quantize import DEFAULT_CALIB_METHOD, GROUPS, QDQ_PROFILES, conv_macs, int8_conv_nodes, node_groups, quantize_int8
-from sapnet_export.runners.onnxruntime_runner import OnnxRuntimeRunner
+from .quantize import (DEFAULT_CALIB_METHOD, GROUPS, QDQ_PROFILES, conv_macs, int8_conv_nodes, node_groups,
+                       profile_runner, quantize_int8)
 
 
 @dataclass
@@ -118,7 +119,7 @@ class Int8Session:
         exclude = [name for name, group in self.groups.items() if group not in chosen or name in keep]
         self._count += 1
         path = self.workdir / f"int8-{self._count}.onnx"
-        first = not self.cache_path.is_file()
+        first = not self.cache_path.is_file() or self.profile == "openvino"  # NNCF keeps no cache
         proto = quantize_int8(self.fp32_path, path, profile=self.profile,
                               frames=self.frames if first else None, calib_method=self.calib_method,
                               cache_path=self.cache_path, exclude=exclude)
@@ -154,7 +155,7 @@ class Int8Session:
     def trial(self, int8_groups: Sequence[str]) -> Trial:
         """Quantize ``int8_groups`` and measure the variant on the held-out images."""
         path, _, share = self.quantize(int8_groups)
-        results = evaluate(OnnxRuntimeRunner(path, device="cpu"), self.held_out)
+        results = evaluate(profile_runner(self.profile, path), self.held_out)
         result = Trial(float_groups=tuple(g for g in self.quantizable_groups if g not in int8_groups),
                        int8_groups=tuple(int8_groups), int8_mac_share=share, results=results,
                        path=path)
