@@ -48,6 +48,8 @@ def create_runner(backend: str, *, model: str | None = None, weights: str = "def
         raise InputError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     module_name, class_name = BACKENDS[backend].split(":")
     cls = getattr(importlib.import_module(module_name), class_name)
+    if force_bf16 and precision != "bf16":
+        raise InputError("--force-bf16 is for --precision bf16 (with --backend openvino)")
     extra = {"precision": precision, "force_bf16": force_bf16} if backend in PRECISION_BACKENDS else {}
     runner = cls.from_options(model=model, weights=weights, stages=stages, device=device, **extra)
     if precision is not None and runner.info.precision != precision:

@@ -62,7 +62,7 @@ class OnnxFileRunner(Runner):
         if model is None:
             raise InputError(f"the {cls.backend} backend needs --model F.onnx (make one with "
                              "'sapnet-export onnx')")
-        runner = cls(model, device=device or cls.default_device, **options)
+        runner = cls(model, device=cls.default_device if device is None else device, **options)
         if stages is not None and runner.stages is not None and stages != runner.stages:
             raise InputError(f"{model}: exported with {runner.stages} stages, --stages {stages} "
                              f"asked; export again with --stages {stages}")

@@ -137,7 +137,11 @@ class OpenVinoRunner(OnnxFileRunner):
             self.config["INFERENCE_NUM_THREADS"] = int(threads)
         cache = default_cache_dir() if cache_dir is None else cache_dir
         if str(cache):
-            Path(cache).mkdir(parents=True, exist_ok=True)
+            try:
+                Path(cache).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise InputError(f"{cache}: cannot be OpenVINO's model cache folder ($SAPNET_OPENVINO_CACHE): "
+                                 f"{exc.strerror or exc}") from exc
             self.core.set_property({"CACHE_DIR": str(cache)})
         try:
             self.model = self.core.read_model(str(path))
