@@ -49,10 +49,11 @@ WeightsOpt = Annotated[str, typer.Option(
     "or download; sha256-verified).")]
 #: ``--backend`` help, shared by the commands that take one.
 BACKEND_HELP = ("torch | onnxruntime | openvino (ONNX files on Intel CPUs/GPUs/NPUs) | tensorrt | "
-                "tensorrt-rtx (engines need a GPU).")
+                "tensorrt-rtx (engines need a GPU) | triton (--model grpc://HOST:PORT/NAME: a served model).")
 BackendOpt = Annotated[str, typer.Option("--backend", "-b", help=BACKEND_HELP)]
 ModelOpt = Annotated[Optional[str], typer.Option(
-    "--model", "-m", help="Model file for file-based backends (.onnx; .engine for tensorrt).")]
+    "--model", "-m", help="Model file for file-based backends (.onnx; .engine for tensorrt); "
+    "grpc://HOST:PORT/NAME or http://HOST:PORT/NAME for triton.")]
 DeviceOpt = Annotated[Optional[str], typer.Option(
     "--device", help="cpu, cuda (torch, onnxruntime), tensorrt (ONNX Runtime's TensorRT "
     "provider), gpu, npu or auto (openvino). Default: cpu; cuda for engines. Never falls back.")]

@@ -13,7 +13,8 @@ from ._app import ForceBf16Opt, PrecisionOpt, StagesOpt, WeightsOpt, app, consol
 @app.command("verify")
 def verify_command(
     targets: Annotated[list[str], typer.Argument(
-        help="What to verify: ONNX files (any precision), engines (.engine), or 'torch'.")],
+        help="What to verify: ONNX files (any precision), engines (.engine), 'torch', or a served "
+        "model: grpc://HOST:PORT/NAME or http://HOST:PORT/NAME (the triton backend).")],
     data: shared.DataOpt,
     gt: shared.GtOpt = None,
     weights: WeightsOpt = "default",

@@ -17,6 +17,7 @@ BACKENDS = {
     "openvino": "sapnet_export.runners.openvino_runner:OpenVinoRunner",
     "tensorrt": "sapnet_export.runners.tensorrt_runner:TensorRTRunner",
     "tensorrt-rtx": "sapnet_export.runners.tensorrt_runner:TensorRTRtxRunner",
+    "triton": "sapnet_export.runners.triton_runner:TritonRunner",
 }
 
 #: Backends that take a compute precision besides the model file's own (``--precision bf16``).
@@ -30,7 +31,8 @@ def create_runner(backend: str, *, model: str | None = None, weights: str = "def
 
     Args:
         backend: a key of :data:`BACKENDS`.
-        model: model file for file-based backends (``.onnx``, ``.engine``); None for ``torch``.
+        model: model file for file-based backends (``.onnx``, ``.engine``); None for ``torch``; a
+            served model's URL for ``triton`` (``grpc://HOST:PORT/NAME``, ``http://...``).
         weights: checkpoint spec for ``torch`` (a path, ``default`` or ``official``).
         stages: stages to run (None: all the model has).
         device: None for the backend's default (``cpu``; ``cuda`` for engines), ``cpu`` or a GPU

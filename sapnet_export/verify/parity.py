@@ -28,6 +28,7 @@ from sapnet_export.measure.latency import Latency, measure_latency
 from sapnet_export.measure.fidelity import fidelity
 from sapnet_export.runners import create_runner
 from sapnet_export.runners.base import Runner
+from sapnet_export.runners.triton_runner import is_triton_url
 
 #: Fidelity gate on the mean PSNR (dB) against the reference, by the target's precision.
 #: bf16 (OpenVINO's INFERENCE_PRECISION_HINT on an fp32 graph): 45 dB, set by measurement in
@@ -88,7 +89,8 @@ class Target:
 def open_target(spec: str, *, weights: str, stages: int | None, device: str | None = None,
                 onnx_backend: str = "onnxruntime", precision: str | None = None,
                 force_bf16: bool = False) -> Target:
-    """A :class:`Target` from a ``verify`` argument: ``torch``, an ONNX file or an engine.
+    """A :class:`Target` from a ``verify`` argument: ``torch``, an ONNX file, an engine or a served
+    model's URL (``grpc://HOST:PORT/NAME``, ``http://...``: the ``triton`` backend).
 
     Args:
         onnx_backend: what runs ONNX files, ``onnxruntime`` or ``openvino``.
@@ -102,6 +104,9 @@ def open_target(spec: str, *, weights: str, stages: int | None, device: str | No
     if spec == "torch":
         runner = create_runner("torch", weights=weights, stages=stages, device=device)
         return Target(name="torch fp32", runner=runner)
+    if is_triton_url(spec):  # a served model: grpc://HOST:PORT/NAME, http://...
+        runner = create_runner("triton", model=spec, stages=stages)
+        return Target(name=f"triton {runner.info.precision} ({spec})", runner=runner)
     path = Path(spec)
     suffix = path.suffix.lower()
     if suffix in ONNX_SUFFIXES:
