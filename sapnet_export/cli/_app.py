@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 from typer.core import TyperGroup
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from sapnet_export import __version__
@@ -30,11 +31,12 @@ class SapnetGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except SapnetError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            # escaped: messages hold brackets ([N, 3, H, W], URL[/VERSION]) that rich would read as markup
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except OSError as exc:  # the environment refused (disk full, permissions): exit 2, no traceback
             where = f"{exc.filename}: " if exc.filename else ""
-            err_console.print(f"[bold red]error:[/] {where}{exc.strerror or exc}", highlight=False,
+            err_console.print(f"[bold red]error:[/] {escape(where + str(exc.strerror or exc))}", highlight=False,
                               soft_wrap=True)
             raise typer.Exit(2) from None
 

@@ -29,7 +29,7 @@ SCHEMES = {"grpc": "tritonclient.grpc", "http": "tritonclient.http"}
 
 def is_triton_url(spec: str) -> bool:
     """Whether ``spec`` is a ``grpc://`` or ``http://`` model URL (a ``triton`` target)."""
-    return urlsplit(str(spec)).scheme in SCHEMES
+    return str(spec).startswith(tuple(f"{scheme}://" for scheme in SCHEMES))
 
 
 def parse_url(url: str) -> tuple[str, str, str, str]:
@@ -38,14 +38,16 @@ def parse_url(url: str) -> tuple[str, str, str, str]:
     Raises:
         InputError: another scheme, no port, or no model name.
     """
-    parts = urlsplit(url)
-    path = [p for p in parts.path.split("/") if p]
-    if parts.scheme not in SCHEMES or not parts.hostname or not path or len(path) > 2:
-        raise InputError(f"{url}: expected grpc://HOST:PORT/NAME or http://HOST:PORT/NAME[/VERSION]")
+    usage = "expected grpc://HOST:PORT/NAME or http://HOST:PORT/NAME[/VERSION]"
     try:
+        parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise InputError(f"{url}: bad port ({exc})") from exc
+        raise InputError(f"{url}: {usage} ({exc})") from exc
+    path = [p for p in parts.path.split("/") if p]
+    if parts.scheme not in SCHEMES or not parts.hostname or not path or len(path) > 2 \
+            or parts.query or parts.fragment:
+        raise InputError(f"{url}: {usage}")
     if port is None:
         raise InputError(f"{url}: give the port (Triton's defaults: 8001 gRPC, 8000 HTTP)")
     return parts.scheme, f"{parts.hostname}:{port}", path[0], path[1] if len(path) > 1 else ""

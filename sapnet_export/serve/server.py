@@ -147,10 +147,10 @@ def serve(make_runner: Callable[[], Runner], options: ServeOptions, stop: thread
     from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
 
     check_ports(options)
-    os.environ.update(libpython_env())  # PyTriton hands os.environ to tritonserver
-    stub = ensure_stub_env(log=lambda line: logging.getLogger(__name__).warning(line))
     models = [ServedModel(make_runner(), options.max_megapixels, options.tile, options.overlap)
               for _ in range(options.instances)]
+    os.environ.update(libpython_env())  # PyTriton hands os.environ to tritonserver
+    stub = ensure_stub_env(log=lambda line: logging.getLogger(__name__).warning(line))
     log_file = options.log_file or Path(tempfile.mkdtemp(prefix="sapnet-serve-")) / "tritonserver.log"
     config = triton.TritonConfig(
         http_address=options.host, http_port=options.http_port, grpc_address=options.host,
