@@ -6,7 +6,7 @@ Exit codes: 0 success; 1 a check failed (fidelity, failed images); 2 usage or in
 from __future__ import annotations
 
 from . import (calib_cmd, derain_cmd, inspect_cmd, onnx_cmd, sensitivity_cmd,  # noqa: F401 - they register
-               trt_cmd, verify_cmd, bench_cmd, run_cmd, serve_cmd)
+               trt_cmd, verify_cmd, bench_cmd, run_cmd, serve_cmd, triton_repo_cmd)
 from ._app import app
 
 
