@@ -56,11 +56,12 @@ def _say_tiling(size: tuple[int, int] | None, tile: tuple[int, int] | None, runn
 
 @app.command("run")
 def run_command(
-    source: Annotated[str, typer.Argument(help="Video file, image folder, /dev/videoN or a stream "
-                                          "URL (rtsp://, http://, udp://...).")],
+    sources: Annotated[list[str], typer.Argument(help="Video file, image folder, /dev/videoN or a stream "
+                                                 "URL (rtsp://, http://, udp://...); several run "
+                                                 "concurrently against one backend.")],
     output: Annotated[Optional[Path], typer.Option(
-        "--output", "-o", help="Video file (.mp4, .mkv, .mov, .avi: H.264) or a folder of PNGs; "
-        "omit to measure only.")] = None,
+        "--output", "-o", help="Video file (.mp4, .mkv, .mov, .avi: H.264) or a folder of PNGs; with "
+        "several sources, a folder OUTDIR (N-name.mp4 or N-name/ per source); omit to measure only.")] = None,
     backend: Annotated[Optional[str], typer.Option(
         "--backend", "-b", help=BACKEND_HELP + " Default: torch; with --target-fps, limits the choice "
         "to this backend.")] = None,
@@ -92,6 +93,16 @@ def run_command(
     from sapnet_export.data.stream import open_sink, open_source
 
     tile_size = _tile(tile)
+    if len(sources) > 1:
+        from ._multi import run_many
+
+        if target_fps is not None:
+            raise InputError("--target-fps chooses for one source; give one source, or --backend/--model")
+        run_many(sources, output, backend=backend or "torch", model=model, weights=weights, stages=stages,
+                 device=device, precision=precision, force_bf16=force_bf16, tile=tile_size,
+                 overlap=overlap, max_frames=max_frames, force=force)
+        return
+    (source,) = sources
     if output is not None:
         from sapnet_export.data.stream import VIDEO_SUFFIXES
         from sapnet_export.fileio import check_output

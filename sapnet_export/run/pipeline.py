@@ -129,7 +129,7 @@ def _writer(sink: FrameSink, outputs: queue.Queue, errors: list[BaseException]) 
 def run_stream(source: FrameSource, runner: Runner, sink: FrameSink, *,
                tile: tuple[int, int] | None = None, overlap: int = 0,
                on_frame: Callable[[StreamStats], None] | None = None,
-               max_frames: int | None = None) -> StreamStats:
+               max_frames: int | None = None, stop_event: threading.Event | None = None) -> StreamStats:
     """Derain every frame of ``source`` with ``runner`` into ``sink`` (see the module docstring).
 
     Args:
@@ -140,6 +140,7 @@ def run_stream(source: FrameSource, runner: Runner, sink: FrameSink, *,
         overlap: pixels shared by neighbouring tiles.
         on_frame: called after each frame (a live status line).
         max_frames: stop after this many frames read.
+        stop_event: set from another thread to stop as Ctrl-C does (``run`` with several sources).
 
     Returns:
         The counts and timings; ``interrupted`` when Ctrl-C stopped the run.
@@ -164,6 +165,9 @@ def run_stream(source: FrameSource, runner: Runner, sink: FrameSink, *,
     try:
         try:
             while not writer_errors:
+                if stop_event is not None and stop_event.is_set():
+                    stats.interrupted = True
+                    break
                 frame = frames.get()
                 if frame is _END:
                     ended = True

@@ -180,6 +180,22 @@ def test_port_taken_exits_2_naming_it(server, tiny_models):
     assert code == 2 and f"port {grpc_port} (--grpc-port)" in output and "taken" in output, output
 
 
+def test_run_several_sources_through_triton(server, tiny_models, tmp_path):
+    """Two streams, one client each: their frames meet in the server's batcher; each output is the
+    direct ONNX Runtime Runner's (to a uint8 level: a frame may run in a batch of two)."""
+    code, output = invoke_cli("run", tiny_models["data"], tiny_models["data"], "-o", tmp_path / "many",
+                              "--backend", "triton", "--model", server["grpc"])
+    assert code == 0, output
+    code, output = invoke_cli("run", tiny_models["data"], "-o", tmp_path / "alone", "--backend",
+                              "onnxruntime", "--model", tiny_models["fp32"])
+    assert code == 0, output
+    for png in sorted((tmp_path / "alone").glob("*.png")):
+        expected = np.asarray(Image.open(png)).astype(int)
+        for stream in ("1-data", "2-data"):
+            got = np.asarray(Image.open(tmp_path / "many" / stream / png.name)).astype(int)
+            assert np.abs(got - expected).max() <= 1, (stream, png.name)
+
+
 def test_sigterm_lets_in_flight_requests_finish(server, tiny_models):
     """Last in the module: stops the module's server. Requests sent just before SIGTERM, still queued
     or running when it arrives, complete with the output of the direct ONNX Runtime Runner; the
