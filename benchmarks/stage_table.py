@@ -23,7 +23,8 @@ import torch
 
 from _timing import machine
 from sapnet_export.export.onnx_export import export_onnx
-from sapnet_export.measure.latency import measure_latency, parse_sizes
+from sapnet_export.measure.latency import measure_latency
+from sapnet_export.shapes import parse_sizes
 from sapnet_export.measure.quality import quality
 from sapnet_export.runners.onnxruntime_runner import OnnxRuntimeRunner
 from sapnet_export.runners.torch_runner import TorchRunner

@@ -9,6 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from sapnet_export.export.precision import default_gates_text
 from ._app import console, err_console
 from .options import MAX_PSNR_DB, number
 
@@ -27,8 +28,8 @@ DurationOpt = Annotated[Optional[float], typer.Option(
 LimitOpt = Annotated[Optional[int], typer.Option(
     "--limit", min=1, help="Use at most N images, evenly spaced.")]
 MinPsnrOpt = Annotated[Optional[float], number(
-    "--min-psnr", min=0, max=MAX_PSNR_DB, help="Fidelity gate on the mean PSNR in dB (default by precision: fp32 80, fp16 60, "
-    "int8 35).")]
+    "--min-psnr", min=0, max=MAX_PSNR_DB,
+    help=f"Fidelity gate on the mean PSNR in dB (default by precision: {default_gates_text()}).")]
 MaxDropOpt = Annotated[float, typer.Option(
     "--max-quality-drop", min=0, help="Largest allowed drop of mean Y-PSNR against ground truth, target vs "
     "reference, in dB.")]
@@ -78,7 +79,7 @@ def run(reference, weights_sha256: str, targets: list, items: list, *, data: Pat
         min_psnr: float | None, max_quality_drop: float, sizes: str | None, runs: int,
         duration: float | None, unmatched: dict):
     """:func:`sapnet_export.verify.parity.run_verification` with a progress bar and a line per latency."""
-    from sapnet_export.measure.latency import parse_sizes
+    from sapnet_export.shapes import parse_sizes
     from sapnet_export.verify.parity import run_verification
 
     parsed = parse_sizes(sizes) if sizes else None

@@ -40,7 +40,7 @@ def build_command(
 ) -> None:
     """Sample deployment-like frames into calibration/NAME (frames.npz + manifest.json)."""
     from sapnet_export.export.int8.calibration import build_calibration
-    from sapnet_export.export.onnx_export import parse_hw
+    from sapnet_export.shapes import parse_hw
 
     with console.status("decoding and sampling frames..."):
         result, warnings = build_calibration(sources or [], output, size=parse_hw(size), count=count,

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
+from sapnet_export.export.precision import DEFAULT_MIN_PSNR_DB
 from .options import MAX_PSNR_DB, number
 from ._app import (StagesOpt, WeightsOpt, app, console, fmt_db, load_calibration_warning_if_stale,
                    print_coverage, print_summary)
@@ -32,9 +33,10 @@ def onnx_command(
         "--gt", help="Ground-truth folder matching --images by name: adds Y-PSNR/SSIM of the "
         "reference and the converted model.")] = None,
     min_psnr: Annotated[Optional[float], number(
-        "--min-psnr", min=0, max=MAX_PSNR_DB, help="Fidelity threshold in dB against PyTorch fp32. fp32 (default 80) and "
-        "fp16 (60): every input. int8: the budget on held-out images (min over images): groups are "
-        "kept in float until it is met (default: full INT8, 30 dB floor).")] = None,
+        "--min-psnr", min=0, max=MAX_PSNR_DB, help="Fidelity threshold in dB against PyTorch fp32. fp32 (default "
+        f"{DEFAULT_MIN_PSNR_DB['fp32']:g}) and fp16 ({DEFAULT_MIN_PSNR_DB['fp16']:g}): every input. int8: "
+        "the budget on held-out images (min over images): groups are kept in float until it is met "
+        f"(default: full INT8, {DEFAULT_MIN_PSNR_DB['int8']:g} dB floor).")] = None,
     calib: Annotated[Optional[Path], typer.Option(
         "--calib", help="Calibration set folder (from 'calib build'); int8 only.")] = None,
     calib_method: Annotated[str, typer.Option(
@@ -55,7 +57,8 @@ def onnx_command(
     """Export the derain network to ONNX (fp32, fp16 or int8), verify it against PyTorch fp32 before
     keeping it, and write a JSON report beside it."""
     from sapnet_export.errors import InputError
-    from sapnet_export.export.onnx_export import Int8Options, export_onnx, parse_hw
+    from sapnet_export.export.onnx_export import Int8Options, export_onnx
+    from sapnet_export.shapes import parse_hw
     from sapnet_export.data.images import discover_images
     from sapnet_export.model.checkpoints import load_weights
     from sapnet_export.fileio import check_output

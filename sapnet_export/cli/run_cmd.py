@@ -11,7 +11,7 @@ from rich.progress import Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from sapnet_export.errors import InputError
-from sapnet_export.measure.latency import parse_sizes
+from sapnet_export.shapes import parse_one_size
 from sapnet_export.model.tiling import DEFAULT_OVERLAP
 from ._app import (BACKEND_HELP, DeviceOpt, ForceBf16Opt, ModelOpt, PrecisionOpt, StagesOpt, WeightsOpt, app,
                    console, err_console)
@@ -21,10 +21,7 @@ from ._budget import choose_for_source
 def _tile(text: str | None) -> tuple[int, int] | None:
     if text is None:
         return None
-    sizes = parse_sizes(text, "--tile")
-    if len(sizes) != 1:
-        raise InputError(f"--tile {text!r}: expected one HxW, e.g. 320x480")
-    return sizes[0]
+    return parse_one_size(text, "--tile")
 
 
 def _say_tiling(size: tuple[int, int] | None, tile: tuple[int, int] | None, runner, overlap: int) -> None:  # noqa: ANN001

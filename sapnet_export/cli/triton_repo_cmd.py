@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from sapnet_export.errors import InputError
-from sapnet_export.measure.latency import parse_sizes
+from sapnet_export.shapes import parse_sizes
 from ._app import app, console
 
 

@@ -1,6 +1,6 @@
 """The TensorRT flavours behind one API: full TensorRT 10/11 (``tensorrt``) and TensorRT-RTX (``tensorrt_rtx``).
 
-Both are imported lazily. What differs between them, and how this module bridges it (DESIGN.md sections
+Both are imported lazily. What differs between them, and how this module bridges it (docs/design.md sections
 3 and 5):
 
 - networks are strongly typed in both (precision lives in the ONNX graph). TensorRT 10 needs the

@@ -1,22 +1,19 @@
 """PyTorch -> ONNX export of the derain network (fp32, fp16 or int8), verified against PyTorch before it lands.
 
-The exporter is PyTorch's TorchScript-based ``torch.onnx.export(dynamo=False)``. Measured here with the
-published checkpoint (torch 2.13): it exports in about a second to one file (0.87 MB of graph and
-weights; 0.96 MB once shapes and metadata are added) at exactly the opset asked, with ``GlobalAveragePool`` for CRA and the 62 weights shared by the 276 Conv nodes; the
-dynamo exporter took 12 s, wrote 1.7 MB and bumped opset 17 to 18.
+The exporter is PyTorch's TorchScript-based ``torch.onnx.export(dynamo=False)``: it writes one file at
+exactly the opset asked, with ``GlobalAveragePool`` for CRA and the weights shared by the stages' Conv
+nodes; the dynamo exporter was slower, wrote a larger file and bumped the opset (docs/commands.md,
+``onnx``, "Exporter").
 """
 
 from __future__ import annotations
 
 import io
 import os
-import shlex
-import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +25,7 @@ from sapnet_export.export.int8.calibration import CalibrationSet
 from sapnet_export.errors import CheckFailed, InputError
 from sapnet_export.measure.evaluation import HeldOutImage, ImageResult, evaluate, prepare_held_out, result_rows, summarize
 from sapnet_export.fileio import atomic_outputs, check_output, to_json
+from sapnet_export.provenance import stamp
 from sapnet_export.export.int8.sensitivity import BudgetResult, Int8Session, Trial, describe_mix, meet_budget
 from sapnet_export.model.network import SAPNet
 from sapnet_export.model.onnx_meta import INPUT_NAME, OUTPUT_NAME, POOL_WEIGHTS_NAME, pooling_nodes
@@ -41,7 +39,7 @@ from sapnet_export.runners.base import Runner
 from sapnet_export.runners.torch_runner import TorchRunner
 from sapnet_export.model.checkpoints import WeightsInfo
 
-#: Lowest opset accepted (what TensorRT and TensorRT-RTX parse; see DESIGN.md section 3).
+#: Lowest opset accepted (what TensorRT and TensorRT-RTX parse; see docs/design.md section 3).
 MIN_OPSET = 17
 #: Highest opset the TorchScript exporter writes.
 MAX_OPSET = 20
@@ -103,14 +101,6 @@ class ExportResult:
     budget: BudgetResult | None = None
 
 
-def parse_hw(text: str) -> tuple[int, int]:
-    """Parse ``HxW`` (e.g. ``480x640``) into ``(H, W)``; InputError unless both are positive integers."""
-    parts = text.lower().split("x")
-    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        raise InputError(f"{text!r}: expected HxW with positive integers, e.g. 480x640")
-    return int(parts[0]), int(parts[1])
-
-
 def _probe_inputs(static_hw: tuple[int, int] | None) -> list[tuple[str, np.ndarray]]:
     """Deterministic random probes: two shapes for a dynamic export (to prove N, H, W are free)."""
     rng = np.random.default_rng(0)
@@ -125,7 +115,7 @@ POOLING = {False: "per input (GlobalAveragePool per sample, as trained)",
 
 
 def build_metadata(info: WeightsInfo, stages: int, opset: int, static_hw: tuple[int, int] | None,
-                   command: str, precision: str = "fp32", shared_pooling: bool = False) -> dict[str, str]:
+                   command: str | None, precision: str = "fp32", shared_pooling: bool = False) -> dict[str, str]:
     """The ``metadata_props`` of an export: model, stages, precision, checkpoint, I/O, versions."""
     return {
         "model_name": "SAPNet derain network (WACV 2022)",
@@ -145,8 +135,7 @@ def build_metadata(info: WeightsInfo, stages: int, opset: int, static_hw: tuple[
         "torch_version": torch.__version__,
         "onnx_version": onnx.__version__,
         "sapnet_export_version": __version__,
-        "command": command,
-        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **stamp(command),
     }
 
 
@@ -362,7 +351,6 @@ def export_onnx(model: SAPNet, info: WeightsInfo, output: str | os.PathLike, *,
     report_path = output.with_name(output.name + ".json")
     check_output(output, force=force)
     check_output(report_path)  # a companion: replaced with its model, never a directory
-    command = command or shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
     reference_runner = TorchRunner(model, info, stages=stages, device="cpu")
     exclude = int8.calibration.source_sha256 if int8 else frozenset()
     held_out = prepare_held_out(reference_runner, items, gt_dir, exclude_sha256=exclude,

@@ -1,7 +1,7 @@
 """Fidelity (and quality, with ground truth) of a converted model on held-out images, and its report.
 
 Held-out images are deployment-like frames that were *not* used for calibration. Each is run once by the
-PyTorch fp32 reference; any Runner is then compared with those references (DESIGN.md section 6):
+PyTorch fp32 reference; any Runner is then compared with those references (docs/design.md section 6):
 fidelity PSNR against the reference (:func:`sapnet_export.measure.fidelity.fidelity`) and, when a ground-truth
 folder is given, Y-PSNR/SSIM of reference and converted model (:mod:`sapnet_export.measure.quality`).
 """

@@ -1,4 +1,4 @@
-"""Fidelity of a deployed model's output against the PyTorch fp32 reference (DESIGN.md section 6).
+"""Fidelity of a deployed model's output against the PyTorch fp32 reference (docs/design.md section 6).
 
 Both images are clipped to [0, 1] first (what is saved is clipped). PSNR uses peak 1:
 ``PSNR = 10 log10(1 / MSE)`` in dB, ``inf`` when the two are identical.

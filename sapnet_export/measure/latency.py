@@ -1,4 +1,4 @@
-"""Latency of a Runner at a given frame size (DESIGN.md section 6).
+"""Latency of a Runner at a given frame size (docs/design.md section 6).
 
 Warm-up runs first (not timed), then at least ``runs`` timed runs, or as many as fit in ``duration_s``.
 Each run is timed by the Runner's :meth:`~sapnet_export.runners.base.Runner.timed_run`: the wall clock
@@ -17,7 +17,7 @@ import numpy as np
 from sapnet_export.errors import InputError
 from sapnet_export.runners.base import Runner
 
-#: Timed runs when no duration is given (DESIGN.md section 6: at least 20).
+#: Timed runs when no duration is given (docs/design.md section 6: at least 20).
 DEFAULT_RUNS = 20
 DEFAULT_WARMUP = 2
 
@@ -50,23 +50,6 @@ class Latency:
     def to_json(self) -> dict:
         """The report's ``latency_ms`` object (the issue's keys plus the rest)."""
         return asdict(self)
-
-
-def parse_sizes(text: str, option: str = "--sizes") -> list[tuple[int, int]]:
-    """``321x481,720x1280`` -> ``[(321, 481), (720, 1280)]``.
-
-    ``option`` names the command-line option in the error message.
-
-    Raises:
-        InputError: an entry is not ``HxW`` with positive integers.
-    """
-    sizes = []
-    for part in text.split(","):
-        pieces = part.strip().lower().split("x")
-        if len(pieces) != 2 or not all(p.isdigit() and int(p) > 0 for p in pieces):
-            raise InputError(f"{option} {text!r}: expected HxW[,HxW...], e.g. 321x481,720x1280")
-        sizes.append((int(pieces[0]), int(pieces[1])))
-    return sizes
 
 
 def measure_latency(runner: Runner, size: tuple[int, int], *, runs: int = DEFAULT_RUNS,

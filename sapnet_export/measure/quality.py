@@ -1,4 +1,4 @@
-"""Deraining quality against ground truth, with the field's conventions (DESIGN.md section 6).
+"""Deraining quality against ground truth, with the field's conventions (docs/design.md section 6).
 
 Source: MPRNet/Restormer ``evaluate_PSNR_SSIM.m`` (the convention of deraining papers since MPRNet):
 outputs clipped and rounded to uint8; Y = round(16 + (65.481 R + 128.553 G + 24.966 B) / 255) from uint8

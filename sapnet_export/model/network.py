@@ -4,7 +4,7 @@ Source: Zheng, Lu, Wu, Gupta, "SAPNet: Segmentation-Aware Progressive Network fo
 Contrastive Deraining", WACV 2022, and the official code, ``Modeling/network.py`` on branch ``main`` of
 github.com/ShenZheng2000/SAPNet-for-image-deraining (class ``SAPNet`` with ``use_dilation=True``,
 ``use_DSC=False``, ``use_split=False``). Module and parameter names follow the official code so that its
-checkpoints load with ``strict=True``; ``../shared/docs/DESIGN.md`` section 2 describes the same network.
+checkpoints load with ``strict=True``; ``docs/design.md`` section 2 describes the same network.
 
 Only the deployable derain network is here. The segmentation and perceptual networks used by the
 training losses live in ``training/``.

@@ -1,10 +1,13 @@
-"""What an exported ONNX file says about itself: metadata_props and the precision of its graph."""
+"""The graph contract of an export: its input and output names, the shared-pooling input and the weights
+that make it compute a whole frame, and what an exported ONNX file says about itself (metadata_props,
+the precision of its graph)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import numpy as np
 import onnx
 
 from sapnet_export.errors import InputError
@@ -18,6 +21,13 @@ OUTPUT_NAME = "derained"
 #: ``sum over N, H, W of x * pool_weights`` (:meth:`sapnet_export.model.network.CRALayer.forward`), so a batch
 #: holding the tiles of one frame shares the frame's pooling.
 POOL_WEIGHTS_NAME = "pool_weights"
+
+
+def whole_frame_pool_weights(height: int, width: int) -> np.ndarray:
+    """float32 [1, 1, H, W] filled with 1 / (H x W): the ``pool_weights`` under which a shared-pooling
+    graph computes one whole frame exactly as the trained network does (each CRA layer's weighted sum
+    is then the frame's global average)."""
+    return np.full((1, 1, height, width), 1.0 / (height * width), dtype=np.float32)
 
 
 def load_onnx(path: str | os.PathLike) -> onnx.ModelProto:

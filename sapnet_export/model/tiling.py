@@ -16,7 +16,7 @@ Two things make a tile's output differ from the whole frame's:
   export, whose graph takes the pool weights as a second input).
 
 ``benchmarks/tiling_seams.py`` measures the fidelity against untiled inference by overlap and tile size,
-``benchmarks/tiling_pooling.py`` separates the two causes; README "Tiling" has the tables.
+``benchmarks/tiling_pooling.py`` separates the two causes; docs/measurements.md ("Tiling") has the tables.
 """
 
 from __future__ import annotations
@@ -27,10 +27,9 @@ import numpy as np
 
 from sapnet_export.errors import InputError
 
-#: Default overlap of ``run --tile``, pixels. Chosen from ``benchmarks/tiling_pooling.py`` (README
-#: "Tiling"): with tiles sharing the frame's pooling, 160-px tiles of 5 Rain100L and 5 real-rain frames
-#: gave 41-44 dB at 0 px (Rain100L), every image >= 59.2 dB at 32 px and >= 61.4 dB at 64 px; 96 px added
-#: about 1 dB for 60-90% more tiles. Tiles run alone stay near 47-49 dB on average whatever the overlap.
+#: Default overlap of ``run --tile``, pixels: the smallest overlap past which, with tiles sharing the
+#: frame's pooling, a wider one bought little fidelity for many more tiles (``benchmarks/tiling_pooling.py``;
+#: the figures: docs/measurements.md, "Tiling").
 DEFAULT_OVERLAP = 64
 
 
@@ -125,13 +124,6 @@ class TileLayout:
         for (top, left, mask), out in zip(self.windows, outputs):
             acc[:, :, top:top + mask.shape[0], left:left + mask.shape[1]] += out * mask
         return (acc / self.total).astype(np.float32)
-
-
-def whole_frame_pool_weights(height: int, width: int) -> np.ndarray:
-    """float32 [1, 1, H, W] filled with 1 / (H x W): the ``pool_weights`` under which a shared-pooling
-    graph computes one whole frame exactly as the trained network does (each CRA layer's weighted sum
-    is then the frame's global average)."""
-    return np.full((1, 1, height, width), 1.0 / (height * width), dtype=np.float32)
 
 
 def run_tiled(run: Callable[[np.ndarray], np.ndarray], batch: np.ndarray, tile: tuple[int, int],

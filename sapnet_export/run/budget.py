@@ -29,7 +29,7 @@ from pathlib import Path
 
 from sapnet_export.errors import InputError
 from sapnet_export.machine import same_machine
-from sapnet_export.measure.latency import parse_sizes
+from sapnet_export.shapes import parse_sizes
 
 #: ``format`` of the reports ``verify`` and ``bench`` write.
 REPORT_FORMAT = "sapnet-export/verify-v1"

@@ -1,4 +1,4 @@
-"""Backends behind one interface (DESIGN.md section 4): pick one by name with :func:`create_runner`.
+"""Backends behind one interface (docs/design.md section 4): pick one by name with :func:`create_runner`.
 
 Adding a backend means adding its module here and one line to :data:`BACKENDS`.
 """

@@ -1,4 +1,4 @@
-"""The Runner interface every backend implements (DESIGN.md section 4)."""
+"""The Runner interface every backend implements (docs/design.md section 4)."""
 
 from __future__ import annotations
 

@@ -12,8 +12,7 @@ import numpy as np
 import onnx
 
 from sapnet_export.errors import InputError
-from sapnet_export.model.onnx_meta import INPUT_NAME, POOL_WEIGHTS_NAME, check_io, load_onnx, metadata
-from sapnet_export.model.tiling import whole_frame_pool_weights
+from sapnet_export.model.onnx_meta import INPUT_NAME, POOL_WEIGHTS_NAME, check_io, load_onnx, metadata, whole_frame_pool_weights
 from .base import Runner
 
 
@@ -23,7 +22,7 @@ class OnnxFileRunner(Runner):
     A shared-pooling export (second input ``pool_weights``, ``sapnet-export onnx --shared-pooling``)
     sets :attr:`shared_pooling`: :meth:`run_tiles` feeds a frame's tiles with their pool weights, and
     :meth:`run` feeds each frame of a batch on its own with
-    :func:`~sapnet_export.model.tiling.whole_frame_pool_weights`, which computes what the plain export
+    :func:`~sapnet_export.model.onnx_meta.whole_frame_pool_weights`, which computes what the plain export
     computes (the weights of one call sum to 1 over the batch, so frames must not share a call).
 
     Subclasses set :attr:`backend` and :attr:`default_device`, call :meth:`_open` first in their

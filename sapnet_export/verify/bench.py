@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 from sapnet_export.export.int8.calibration import CalibrationSet
 from sapnet_export.errors import InputError, SapnetError
 from sapnet_export.fileio import sha256_file, to_json_line
+from sapnet_export.provenance import utc_now
 from sapnet_export.model.network import SAPNet
 from sapnet_export.runners.base import Runner
 from .parity import Target
@@ -144,7 +144,7 @@ def log_line(payload: dict) -> str:
     """One JSON line for ``engines/bench.log``: when, machine, data, and per format status, fidelity
     mean, Y-PSNR and p50 latency."""
     return to_json_line({
-        "utc": datetime.now(timezone.utc).isoformat(timespec="seconds"), "toolkit": payload["toolkit"],
+        "utc": utc_now(), "toolkit": payload["toolkit"],
         "machine": payload["machine"], "data": payload["dataset"]["data"],
         "images": payload["dataset"]["images"],
         "formats": {t["name"]: {"status": t["status"],

@@ -1,6 +1,6 @@
 """Quality parity of deployed models against the PyTorch fp32 reference, with gates (``verify``, ``bench``).
 
-Conventions (DESIGN.md section 6): fidelity is the PSNR of a target's output against the reference's
+Conventions (docs/design.md section 6): fidelity is the PSNR of a target's output against the reference's
 (float, clipped to [0, 1], peak 1) with the largest uint8 difference and the share of changed pixels
 (:func:`sapnet_export.measure.fidelity.fidelity`); quality against ground truth is Y-PSNR/Y-SSIM (MPRNet
 convention) and RGB PSNR/SSIM (:func:`sapnet_export.measure.quality.quality`). Images are streamed: one is read,
@@ -8,7 +8,8 @@ run by the reference and every target, scored, and dropped, so memory does not g
 
 Gates, per target:
 - fidelity: mean PSNR over the images >= ``min_psnr`` (default by precision:
-  :data:`DEFAULT_MIN_PSNR_DB`); the worst image is reported;
+  :data:`sapnet_export.export.precision.DEFAULT_MIN_PSNR_DB`, the same table ``onnx`` uses); the worst
+  image is reported;
 - quality drop (with ground truth): mean Y-PSNR of the target minus that of the reference >=
   ``-max_quality_drop`` (default 0.5 dB); the image with the largest drop is reported.
 """
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sapnet_export.errors import InputError, SapnetError
+from sapnet_export.export.precision import DEFAULT_MIN_PSNR_DB
 from sapnet_export.measure.evaluation import ImageResult, evaluate, load_held_out_image
 from sapnet_export.data.images import read_image
 from sapnet_export.engine.inspection import ENGINE_SUFFIXES, ONNX_SUFFIXES
@@ -30,10 +32,6 @@ from sapnet_export.runners import create_runner
 from sapnet_export.runners.base import Runner
 from sapnet_export.runners.triton_runner import is_triton_url
 
-#: Fidelity gate on the mean PSNR (dB) against the reference, by the target's precision.
-#: bf16 (OpenVINO's INFERENCE_PRECISION_HINT on an fp32 graph): 45 dB, set by measurement in
-#: docs/measurements.md ("OpenVINO and the CPU paths").
-DEFAULT_MIN_PSNR_DB = {"fp32": 80.0, "fp16": 60.0, "bf16": 45.0, "int8": 35.0}
 #: Backends that run ONNX files (``verify --backend``).
 ONNX_BACKENDS = ("onnxruntime", "openvino")
 #: Largest allowed drop of mean Y-PSNR (dB) against ground truth, target vs reference.

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import need_shared, write_rgb
 from sapnet_export.errors import CheckFailed, InputError
-from sapnet_export.export.onnx_export import MIN_OPSET, export_onnx, parse_hw, to_onnx_proto
+from sapnet_export.export.onnx_export import MIN_OPSET, export_onnx, to_onnx_proto
 from sapnet_export.model.onnx_meta import graph_precision, load_onnx, metadata
 from sapnet_export.runners.onnxruntime_runner import OnnxRuntimeRunner
 from sapnet_export.model.checkpoints import load_weights
@@ -111,13 +111,6 @@ def test_existing_output_needs_force(tiny_checkpoint, tmp_path):
 def test_bad_opset_and_stages(tiny_model):
     with pytest.raises(InputError, match="--opset 13"):
         to_onnx_proto(tiny_model, 2, 13, None)
-
-
-def test_parse_hw():
-    assert parse_hw("480x640") == (480, 640)
-    for bad in ("480", "0x4", "ax3", "4x5x6"):
-        with pytest.raises(InputError, match="expected HxW"):
-            parse_hw(bad)
 
 
 @pytest.mark.real

@@ -2,15 +2,8 @@ import numpy as np
 import pytest
 
 from sapnet_export.errors import InputError
-from sapnet_export.measure.latency import measure_latency, parse_sizes
+from sapnet_export.measure.latency import measure_latency
 from sapnet_export.runners.onnxruntime_runner import OnnxRuntimeRunner
-
-
-def test_parse_sizes():
-    assert parse_sizes("321x481, 720x1280") == [(321, 481), (720, 1280)]
-    for bad in ("321", "0x10", "axb", "10x10,"):
-        with pytest.raises(InputError, match="expected HxW"):
-            parse_sizes(bad)
 
 
 def test_runs_and_percentiles(tiny_onnx):

@@ -22,11 +22,8 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import shutil
-import sys
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +34,7 @@ from sapnet_export.data.synthetic_rain import MIXED, PRESETS, make_rainy, preset
 from sapnet_export.data.video import read_frames
 from sapnet_export.errors import InputError
 from sapnet_export.fileio import check_output, sha256_file, temporary_path
+from sapnet_export.provenance import stamp
 from .frame_sampling import describe_sources, expand_sources, fit_frame
 
 #: v2 adds ``synthetic_rain``, ``synthetic_frames`` and each source's ``role``; v1 sets still load.
@@ -203,8 +201,7 @@ def build_calibration(sources: list[str], output: str | os.PathLike, *, size: tu
         "frames": records,
         "frames_file": FRAMES_NAME,
         "sapnet_export_version": __version__,
-        "command": command or shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **stamp(command),
     }
     _write_set(output, frames, manifest, force)
     return CalibrationSet(path=output, frames=frames, manifest=manifest), warnings

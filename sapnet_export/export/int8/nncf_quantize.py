@@ -24,8 +24,7 @@ import numpy as np
 import onnx
 
 from sapnet_export.errors import InputError
-from sapnet_export.model.onnx_meta import INPUT_NAME, POOL_WEIGHTS_NAME
-from sapnet_export.model.tiling import whole_frame_pool_weights
+from sapnet_export.model.onnx_meta import INPUT_NAME, POOL_WEIGHTS_NAME, whole_frame_pool_weights
 
 #: What the report says about the profile's calibration (NNCF picks its own range estimators).
 NNCF_METHOD = "nncf (its own min-max statistics, fast bias correction)"

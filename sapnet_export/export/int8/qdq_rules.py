@@ -1,7 +1,7 @@
 """TensorRT's rules for explicitly quantized (QDQ) ONNX graphs, checked before a graph is handed over.
 
 Rules, from TensorRT's "Explicit Quantization" documentation (Developer Guide, "Working with Quantized
-Types") and the ONNX parser's behaviour measured with TensorRT-RTX (DESIGN.md section 3):
+Types") and the ONNX parser's behaviour measured with TensorRT-RTX (docs/design.md section 3):
 
 1. zero points, where given, are all 0 (TensorRT supports symmetric quantization only; the parser
    fails with ``Non-zero zero point is not supported``);

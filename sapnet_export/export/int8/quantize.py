@@ -7,7 +7,7 @@ calibration ranges to a file (``calibration_cache_path``), which the PSNR-budget
 sensitivity scan reuse so that calibration runs once. ModelOpt would pull in a second framework and,
 for its ONNX path, still calibrates with ONNX Runtime.
 
-Three QDQ profiles (docs/design.md):
+Three QDQ profiles (docs/design.md section 3):
 
 - ``tensorrt``: int8 activations, symmetric (zero point 0), per tensor; int8 weights, symmetric, per
   channel on axis 0; bias left in float. Only Conv inputs are quantized (the weighted layers, as
@@ -15,11 +15,11 @@ Three QDQ profiles (docs/design.md):
   :func:`sapnet_export.export.int8.qdq_rules.tensorrt_qdq_violations`.
 - ``cpu``: uint8 activations (asymmetric) and int8 weights (u8s8), ONNX Runtime's fast path on x86;
   Conv and the element-wise ops around it are quantized so that ONNX Runtime fuses them into integer
-  kernels (measured here: quantizing Conv inputs alone gave no speed-up on the CPU).
+  kernels (quantizing Conv inputs alone gave no speed-up on the CPU).
 - ``openvino``: NNCF's ``nncf.quantize`` instead of ONNX Runtime's quantizer (its own statistics and
   bias correction), checked with OpenVINO (:mod:`sapnet_export.export.int8.nncf_quantize`).
 
-Groups: the network's nodes are grouped by the module they come from (DESIGN.md section 2; weights
+Groups: the network's nodes are grouped by the module they come from (docs/design.md section 2; weights
 are shared by the stages, so a group spans all stages): ``conv0``, the four gates ``conv_i``,
 ``conv_f``, ``conv_g``, ``conv_o``, ``lstm_cell`` (the element-wise cell update), ``res_conv1`` ..
 ``res_conv5`` (with their residual Add and ReLU) and the output ``conv`` (with its ``+ input``).
@@ -42,8 +42,7 @@ import numpy as np
 import onnx
 
 from sapnet_export.errors import InputError
-from sapnet_export.model.onnx_meta import INPUT_NAME, POOL_WEIGHTS_NAME
-from sapnet_export.model.tiling import whole_frame_pool_weights
+from sapnet_export.model.onnx_meta import INPUT_NAME, POOL_WEIGHTS_NAME, whole_frame_pool_weights
 
 
 @dataclass(frozen=True)
@@ -86,9 +85,8 @@ QDQ_PROFILES = {
 #: entropy (KL divergence, TensorRT's classic calibrator) and percentile (99.999 %) clip outliers but
 #: hold every calibrated tensor of a frame in memory at once.
 CALIB_METHODS = ("minmax", "entropy", "percentile")
-#: The default: measured best for SAPNet (published checkpoint, tensorrt profile, 20 real-rain frames
-#: of 320x480, 4 Rain100L images): percentile 43.7 dB fidelity and -0.42 dB Y-PSNR against ground
-#: truth; minmax 41.4 dB and -1.02 dB; entropy 41.0 dB and -1.13 dB.
+#: The default: the method that measured best for SAPNet, in fidelity and in Y-PSNR against ground
+#: truth (the figures: docs/commands.md, ``onnx --calib-method``; docs/measurements.md).
 DEFAULT_CALIB_METHOD = "percentile"
 #: Group names in network order.
 GROUPS = ("conv0", "conv_i", "conv_f", "conv_g", "conv_o", "lstm_cell", "res_conv1", "res_conv2",
@@ -181,7 +179,7 @@ class _FramesReader:
     """``CalibrationDataReader`` protocol: yields ``{"rainy": float32 [1, 3, H, W]}`` one frame at a time,
     within the range last given to :meth:`set_range` (ONNX Runtime's strided calibration). For a
     shared-pooling graph (``shared_pooling``), each frame comes with its whole-frame ``pool_weights``
-    (:func:`~sapnet_export.model.tiling.whole_frame_pool_weights`), so it is calibrated as it is trained."""
+    (:func:`~sapnet_export.model.onnx_meta.whole_frame_pool_weights`), so it is calibrated as it is trained."""
 
     def __init__(self, frames: np.ndarray, shared_pooling: bool = False) -> None:
         self._frames = frames
