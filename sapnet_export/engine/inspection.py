@@ -22,6 +22,7 @@ from sapnet_export.fileio import sha256_file
 from sapnet_export.model.onnx_meta import graph_precision, load_onnx, metadata
 from sapnet_export.export.int8.qdq_rules import tensorrt_qdq_violations
 from sapnet_export.export.int8.quantize import int8_conv_nodes
+from .loader import load_engine
 from .sidecar import load_sidecar
 
 ONNX_SUFFIXES = (".onnx",)
@@ -91,8 +92,6 @@ def inspect_onnx(path: str | os.PathLike) -> dict:
 
 def _runtime_layers(path: Path, sidecar: dict) -> tuple[list[dict] | None, str]:
     """Layer information from TensorRT's engine inspector, or None and why it is not available."""
-    from sapnet_export.runners.tensorrt_runner import load_engine
-
     try:
         api, gpu, _runtime, engine, _logger = load_engine(path, sidecar)
     except InputError as exc:

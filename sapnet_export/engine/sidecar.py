@@ -1,10 +1,12 @@
-"""Engine provenance: the ``OUT.engine.json`` sidecar, its check against the runtime, optimization profiles.
+"""Engine provenance: the ``OUT.engine.json`` sidecar (its writer and its reader), its check against the
+runtime, optimization profiles.
 
 A TensorRT engine runs only on the TensorRT flavour and version that built it, on a GPU it was compiled
 for; loading a mismatched engine fails deep inside the runtime ("The engine plan file is not compatible
 with this version of TensorRT ... version tag does not match"). The sidecar written beside every engine
-records what built it, for what, from what; :func:`check_runtime` compares it with the runtime before
-the engine is deserialized and says what differs and how to rebuild.
+records what built it, for what, from what (:func:`make_sidecar`, written with the engine by
+:func:`write_engine`); :func:`load_sidecar` reads it back and :func:`check_runtime` compares it with the
+runtime before the engine is deserialized and says what differs and how to rebuild.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from sapnet_export import __version__
 from sapnet_export.errors import InputError
-from sapnet_export.fileio import sha256_file
+from sapnet_export.fileio import atomic_outputs, sha256_file, to_json
+from sapnet_export.provenance import stamp
+from sapnet_export.shapes import parse_nchw
 
 #: The sidecar's ``format`` value.
 SIDECAR_FORMAT = "sapnet-export/engine-v1"
@@ -52,18 +57,6 @@ class Profile:
         return len(shape) == 4 and all(lo <= s <= hi for lo, s, hi in zip(self.min, shape, self.max))
 
 
-def _parse_shape(text: str) -> tuple[int, int, int, int]:
-    parts = text.lower().strip().split("x")
-    if not all(p.isdigit() and int(p) > 0 for p in parts) or len(parts) not in (2, 4):
-        raise InputError(f"{text!r}: expected NxCxHxW (e.g. 1x3x480x640) or HxW, positive integers")
-    dims = [int(p) for p in parts]
-    if len(dims) == 2:
-        dims = [1, 3, *dims]
-    if dims[1] != 3:
-        raise InputError(f"{text!r}: SAPNet takes 3 channels (RGB), got {dims[1]}")
-    return tuple(dims)  # type: ignore[return-value]
-
-
 def parse_profile(text: str) -> Profile:
     """Parse ``--shapes MIN:OPT:MAX`` (each ``NxCxHxW`` or ``HxW`` meaning ``1x3xHxW``).
 
@@ -76,10 +69,87 @@ def parse_profile(text: str) -> Profile:
     pieces = text.split(":")
     if len(pieces) != 3:
         raise InputError(f"--shapes {text!r}: expected MIN:OPT:MAX, e.g. 1x3x64x64:1x3x480x640:1x3x1080x1920")
-    profile = Profile(*(_parse_shape(p) for p in pieces))
+    profile = Profile(*(parse_nchw(p) for p in pieces))
     if not all(lo <= mid <= hi for lo, mid, hi in zip(profile.min, profile.opt, profile.max)):
         raise InputError(f"--shapes {text!r}: need min <= opt <= max in every dimension")
     return profile
+
+
+def _calibration_provenance(meta: dict[str, str]) -> dict | None:
+    """The calibration set an int8 graph was quantized with, from its ONNX metadata (None otherwise)."""
+    if "calibration" not in meta:
+        return None
+    manifest = Path(meta["calibration"]) / "manifest.json"
+    return {"path": meta["calibration"], "frames_sha256": meta.get("calibration_frames_sha256"),
+            "manifest_sha256": sha256_file(manifest) if manifest.is_file() else None,
+            "shape": meta.get("calibration_shape"), "method": meta.get("calib_method")}
+
+
+def make_sidecar(*, builder: dict, target: dict, precision: str, meta: dict[str, str], profile: Profile,
+                 input_name: str, io: list[dict], layers: dict, onnx_path: Path, checkpoint: dict | None,
+                 build_s: float, settings: dict, builder_warnings: list[str], warnings: list[str],
+                 command: str | None = None) -> dict:
+    """The sidecar of a fresh build, before the engine is written (``sha256.engine`` and ``size_bytes``
+    are filled by :func:`write_engine`).
+
+    Args:
+        builder: ``{"kind", "name", "version", "onnx_parser_version"}``; target:
+            ``{"compute_capabilities": ["sm89", ...], "gpu", "built_on_gpu"}``.
+        precision: the graph's (``fp32``, ``fp16``, ``int8``); meta: its ONNX ``metadata_props``.
+        profile: the optimization profile of ``input_name``; io: ``[{"name", "mode", "dtype", "shape"}]``.
+        layers: ``{"count", "precisions", "list"}`` of the network definition.
+        onnx_path: the graph built from; checkpoint: ``{"name", "path", "sha256"}`` when known (the
+            metadata's ``checkpoint_sha256`` is recorded otherwise).
+        build_s: seconds in ``build_serialized_network``; settings: builder settings as recorded.
+        command: the command line (default: this process's; :func:`sapnet_export.provenance.stamp`).
+    """
+    calibration = _calibration_provenance(meta)
+    return {
+        "format": SIDECAR_FORMAT,
+        "toolkit": {"name": "sapnet-export", "version": __version__},
+        "builder": builder,
+        "target": target,
+        "precision": precision,
+        "stages": int(meta["stages"]) if "stages" in meta else None,
+        "profile": {"input": input_name, **profile.to_json()},
+        "io": io,
+        "sha256": {"engine": None, "onnx": sha256_file(onnx_path),
+                   "checkpoint": (checkpoint or {}).get("sha256") or meta.get("checkpoint_sha256"),
+                   "calibration_manifest": calibration["manifest_sha256"] if calibration else None},
+        "files": {"onnx": str(onnx_path), "checkpoint": (checkpoint or {}).get("path")
+                  or meta.get("checkpoint")},
+        "calibration": calibration,
+        "build_seconds": build_s,
+        "settings": settings,
+        "layers": layers,
+        "builder_warnings": builder_warnings[:50],
+        "warnings": warnings,
+        "onnx_metadata": meta,
+        **stamp(command),
+    }
+
+
+def write_engine(output: Path, blob: object, sidecar: dict, *, force: bool = False) -> Path:
+    """Write the serialized engine ``blob`` (bytes or TensorRT ``IHostMemory``) at ``output`` and its
+    ``sidecar`` beside it, through temporary files renamed into place together
+    (:func:`sapnet_export.fileio.atomic_outputs`: both land or neither); fills the
+    sidecar's ``sha256.engine`` and ``size_bytes``.
+
+    Returns:
+        The sidecar's path (:func:`sidecar_path`).
+
+    Raises:
+        InputError: ``output`` exists without ``force``, or a destination is not writable
+            (:func:`sapnet_export.fileio.check_output`).
+    """
+    side = sidecar_path(output)
+    with atomic_outputs([output, side], force=force) as (tmp, tmp_side):
+        with open(tmp, "wb") as handle:
+            handle.write(blob)
+        sidecar["sha256"]["engine"] = sha256_file(tmp)
+        sidecar["size_bytes"] = tmp.stat().st_size
+        tmp_side.write_text(to_json(sidecar))
+    return side
 
 
 def check_in_profile(shape: tuple[int, ...], profile: Profile, engine: str | os.PathLike) -> None:

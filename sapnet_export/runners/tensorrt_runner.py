@@ -16,37 +16,9 @@ import numpy as np
 
 from sapnet_export.errors import InputError
 from sapnet_export.model.onnx_meta import INPUT_NAME, OUTPUT_NAME
-from sapnet_export.engine.sidecar import Profile, check_in_profile, check_runtime, load_sidecar
-from sapnet_export.engine.trt_api import collecting_logger, current_gpu, import_trt
+from sapnet_export.engine.loader import load_engine
+from sapnet_export.engine.sidecar import Profile, check_in_profile, load_sidecar
 from .base import Runner, RunnerInfo
-
-def load_engine(path: Path, sidecar: dict):  # noqa: ANN201 - (TrtApi, Gpu, Runtime, ICudaEngine, logger)
-    """Deserialize an engine after checking its sidecar against this runtime and GPU.
-
-    Used by the Runner and by ``inspect`` (for the engine inspector's tactics).
-
-    Returns:
-        ``(api, gpu, runtime, engine, logger)``; the runtime and logger must outlive the engine.
-
-    Raises:
-        InputError: the runtime is not installed, the sidecar does not match it (kind, version, GPU
-            compute capability), there is no CUDA GPU, or deserialization fails.
-    """
-    api = import_trt(sidecar["builder"]["kind"])
-    gpu = current_gpu()
-    check_runtime(path, sidecar, api.kind, api.version, gpu.capability if gpu else None)
-    if gpu is None:
-        raise InputError(f"{path}: no GPU here: a {api.name} engine needs an NVIDIA GPU with CUDA, and "
-                         "none is visible here (torch.cuda.is_available() is False); on this machine "
-                         "run the ONNX instead: --backend onnxruntime --model "
-                         f"{sidecar['files'].get('onnx') or 'MODEL.onnx'}")
-    logger = collecting_logger(api)
-    runtime = api.trt.Runtime(logger)
-    engine = runtime.deserialize_cuda_engine(path.read_bytes())
-    if engine is None:
-        raise InputError(f"{path}: {api.describe()} could not load the engine: "
-                         f"{'; '.join(logger.errors()) or 'no error logged'}")
-    return api, gpu, runtime, engine, logger
 
 
 class TensorRTRunner(Runner):
@@ -133,7 +105,7 @@ class TensorRTRunner(Runner):
 
     def timed_run(self, batch: np.ndarray) -> float:
         """Seconds of one inference, timed by CUDA events recorded on the engine's stream around
-        ``execute_async_v3`` (the host-to-device copy happens before, DESIGN.md section 6)."""
+        ``execute_async_v3`` (the host-to-device copy happens before, docs/design.md section 6)."""
         torch = self._torch
         rainy, derained = self._bind(batch)
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
