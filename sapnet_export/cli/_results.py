@@ -1,38 +1,14 @@
-"""What ``verify`` and ``bench`` share: options, data discovery with ground truth, the run, the outputs."""
+"""What ``verify`` and ``bench`` share: data discovery with ground truth, the run, the outputs (their
+options are in :mod:`sapnet_export.cli.options`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
 
-import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from sapnet_export.export.precision import default_gates_text
 from ._app import console, err_console
-from .options import MAX_PSNR_DB, number
-
-DataOpt = Annotated[Path, typer.Option("--data", help="Folder (or file) of rainy images.")]
-GtOpt = Annotated[Optional[Path], typer.Option(
-    "--gt", help="Ground-truth folder, paired by name (N.png/N.png, rain-N/norain-N, ...).")]
-JsonOpt = Annotated[Optional[Path], typer.Option("--json", help="Write the JSON report here.")]
-ReportOpt = Annotated[Optional[Path], typer.Option(
-    "--report", help="Write a Markdown summary and PNG pictures into this folder.")]
-SizesOpt = Annotated[Optional[str], typer.Option(
-    "--sizes", metavar="HxW[,HxW]", help="Latency frame sizes (default: the first image's).")]
-RunsOpt = Annotated[int, typer.Option(
-    "--runs", min=0, help="Timed latency runs per size after 2 warm-ups (0: no latency).")]
-DurationOpt = Annotated[Optional[float], typer.Option(
-    "--duration", min=0.001, help="Time for this many seconds instead of --runs.")]
-LimitOpt = Annotated[Optional[int], typer.Option(
-    "--limit", min=1, help="Use at most N images, evenly spaced.")]
-MinPsnrOpt = Annotated[Optional[float], number(
-    "--min-psnr", min=0, max=MAX_PSNR_DB,
-    help=f"Fidelity gate on the mean PSNR in dB (default by precision: {default_gates_text()}).")]
-MaxDropOpt = Annotated[float, typer.Option(
-    "--max-quality-drop", min=0, help="Largest allowed drop of mean Y-PSNR against ground truth, target vs "
-    "reference, in dB.")]
 
 
 def check_outputs(json_path: Path | None, report: Path | None, *, several: bool = False) -> None:

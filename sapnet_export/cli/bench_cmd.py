@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import _results as shared
+from . import options as opts
 from sapnet_export.errors import InputError
 from ._app import WeightsOpt, app, console, load_calibration_warning_if_stale
 
@@ -32,15 +33,14 @@ def parse_stage_list(text: str) -> list[int]:
 
 @app.command("bench")
 def bench_command(
-    data: shared.DataOpt,
-    gt: shared.GtOpt = None,
+    data: opts.DataOpt,
+    gt: opts.GtOpt = None,
     weights: WeightsOpt = "default",
     stages: Annotated[Optional[str], typer.Option(
         "--stages", help="Recurrent stages: K, or several (1-6, 2,4,6): one bench per K, each into "
         "WORKDIR/kK with --json/--report naming a folder that gets kK.json / kK/ (the --configs of "
         "'run --target-fps'). Default: all the checkpoint has.")] = None,
-    calib: Annotated[Optional[Path], typer.Option(
-        "--calib", help="Calibration set for the int8 formats (without it they are rows that failed).")] = None,
+    calib: opts.CalibOpt = None,
     formats: Annotated[Optional[str], typer.Option(
         "--formats", help="Comma-separated: torch, onnx, onnx-fp16, onnx-int8-cpu, onnx-int8-tensorrt, "
         "openvino, openvino-bf16, openvino-int8 (NNCF), openvino-int8-bf16, tensorrt, tensorrt-fp16, "
@@ -48,14 +48,14 @@ def bench_command(
     workdir: Annotated[Path, typer.Option(
         "--workdir", help="Where the ONNX files and engines are made (replaced each run).")] = Path("engines/bench"),
     log: Annotated[Path, typer.Option("--log", help="Append a JSON line per run here.")] = Path("engines/bench.log"),
-    min_psnr: shared.MinPsnrOpt = None,
-    max_quality_drop: shared.MaxDropOpt = 0.5,
-    json_path: shared.JsonOpt = None,
-    report: shared.ReportOpt = None,
-    sizes: shared.SizesOpt = None,
-    runs: shared.RunsOpt = 20,
-    duration: shared.DurationOpt = None,
-    limit: shared.LimitOpt = None,
+    min_psnr: opts.MinPsnrOpt = None,
+    max_quality_drop: opts.MaxDropOpt = 0.5,
+    json_path: opts.JsonOpt = None,
+    report: opts.ReportOpt = None,
+    sizes: opts.SizesOpt = None,
+    runs: opts.RunsOpt = 20,
+    duration: opts.DurationOpt = None,
+    limit: opts.LimitOpt = None,
 ) -> None:
     """Make each format from the weights (ONNX fp32/fp16/int8, engines on a GPU), verify it against
     PyTorch fp32 on --data (fidelity; quality with --gt), time it, and print one row per format. Exit 0

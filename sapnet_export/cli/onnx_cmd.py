@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from sapnet_export.export.precision import DEFAULT_MIN_PSNR_DB
+from . import options as opts
 from .options import MAX_PSNR_DB, number
 from ._app import (StagesOpt, WeightsOpt, app, console, fmt_db, load_calibration_warning_if_stale,
                    print_coverage, print_summary)
@@ -37,17 +38,10 @@ def onnx_command(
         f"{DEFAULT_MIN_PSNR_DB['fp32']:g}) and fp16 ({DEFAULT_MIN_PSNR_DB['fp16']:g}): every input. int8: "
         "the budget on held-out images (min over images): groups are kept in float until it is met "
         f"(default: full INT8, {DEFAULT_MIN_PSNR_DB['int8']:g} dB floor).")] = None,
-    calib: Annotated[Optional[Path], typer.Option(
-        "--calib", help="Calibration set folder (from 'calib build'); int8 only.")] = None,
-    calib_method: Annotated[str, typer.Option(
-        "--calib-method", help="percentile (99.999 %, default) | minmax | entropy.")] = "percentile",
-    qdq_profile: Annotated[str, typer.Option(
-        "--qdq-profile", help="tensorrt (int8 symmetric, for TensorRT/TensorRT-RTX) | cpu (u8s8, for "
-        "ONNX Runtime on x86) | openvino (NNCF's nncf.quantize, checked with OpenVINO; "
-        "--calib-method does not apply).")] = "tensorrt",
-    keep_fp32: Annotated[Optional[list[str]], typer.Option(
-        "--keep-fp32", help="Keep a group (conv0, conv_i, conv_f, conv_g, conv_o, lstm_cell, "
-        "res_conv1..5, conv) or node-name glob out of quantization. Repeatable.")] = None,
+    calib: opts.CalibOpt = None,
+    calib_method: opts.CalibMethodOpt = "percentile",
+    qdq_profile: opts.QdqProfileOpt = "tensorrt",
+    keep_fp32: opts.KeepFp32Opt = None,
     shared_pooling: Annotated[bool, typer.Option(
         "--shared-pooling", help="Add the input pool_weights [N, 1, H, W] so the tiles of a frame, run "
         "as one batch, share its channel-attention pooling: 'run --tile' then matches the untiled "

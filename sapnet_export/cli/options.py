@@ -1,5 +1,10 @@
 """Options the commands share, and the one validator of every numeric option (docs/reliability.md).
 
+Option groups several commands share are declared once here, each with one help text (in the spirit of
+Polygraphy's ``tools/args``): the int8 calibration options (``onnx``, ``trt``, ``sensitivity``,
+``bench``) and the verification options (``verify``, ``bench``). A command takes one by annotating a
+parameter with its type, so the option's name, type, range and help are the same wherever it appears.
+
 Every ``int``/``float`` option and argument of ``sapnet-export`` and ``sapnet-train`` is validated here,
 before the command runs (exit 2, the option named):
 
@@ -17,9 +22,12 @@ declared range, so new options must say what they accept.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, Optional
 
 import typer
+
+from sapnet_export.export.precision import default_gates_text
 
 #: Attribute set on a parameter whose callback already validates it.
 _MARK = "_sapnet_number_checked"
@@ -140,3 +148,44 @@ MaxMegapixelsOpt = Annotated[float, number(
     "--max-megapixels", min=0, min_open=True,
     help="Refuse frames larger than this many megapixels before inference (memory: about 1.1 GB per "
          "megapixel with ONNX Runtime on the CPU, 0.8 GB with PyTorch; docs/reliability.md).")]
+
+
+# --- int8 calibration ------------------------------------------------------------------------------
+
+_CALIB_HELP = "Calibration set folder (from 'calib build'), for the int8 conversions."
+#: ``--calib DIR`` where int8 is optional (``onnx``, ``trt``, ``bench``).
+CalibOpt = Annotated[Optional[Path], typer.Option("--calib", help=_CALIB_HELP)]
+#: ``--calib DIR`` where it is required (``sensitivity``).
+CalibRequiredOpt = Annotated[Path, typer.Option("--calib", help=_CALIB_HELP)]
+CalibMethodOpt = Annotated[str, typer.Option(
+    "--calib-method", help="percentile (99.999 %, default) | minmax | entropy.")]
+KeepFp32Opt = Annotated[Optional[list[str]], typer.Option(
+    "--keep-fp32", help="Keep a group (conv0, conv_i, conv_f, conv_g, conv_o, lstm_cell, "
+    "res_conv1..5, conv) or node-name glob out of quantization. Repeatable.")]
+QdqProfileOpt = Annotated[str, typer.Option(
+    "--qdq-profile", help="tensorrt (int8 symmetric, for TensorRT/TensorRT-RTX) | cpu (u8s8, for "
+    "ONNX Runtime on x86) | openvino (NNCF's nncf.quantize, checked with OpenVINO; "
+    "--calib-method does not apply).")]
+
+# --- verification (verify, bench) ------------------------------------------------------------------
+
+DataOpt = Annotated[Path, typer.Option("--data", help="Folder (or file) of rainy images.")]
+GtOpt = Annotated[Optional[Path], typer.Option(
+    "--gt", help="Ground-truth folder, paired by name (N.png/N.png, rain-N/norain-N, ...).")]
+JsonOpt = Annotated[Optional[Path], typer.Option("--json", help="Write the JSON report here.")]
+ReportOpt = Annotated[Optional[Path], typer.Option(
+    "--report", help="Write a Markdown summary and PNG pictures into this folder.")]
+SizesOpt = Annotated[Optional[str], typer.Option(
+    "--sizes", metavar="HxW[,HxW]", help="Latency frame sizes (default: the first image's).")]
+RunsOpt = Annotated[int, typer.Option(
+    "--runs", min=0, help="Timed latency runs per size after 2 warm-ups (0: no latency).")]
+DurationOpt = Annotated[Optional[float], typer.Option(
+    "--duration", min=0.001, help="Time for this many seconds instead of --runs.")]
+LimitOpt = Annotated[Optional[int], typer.Option(
+    "--limit", min=1, help="Use at most N images, evenly spaced.")]
+MinPsnrOpt = Annotated[Optional[float], number(
+    "--min-psnr", min=0, max=MAX_PSNR_DB,
+    help=f"Fidelity gate on the mean PSNR in dB (default by precision: {default_gates_text()}).")]
+MaxDropOpt = Annotated[float, typer.Option(
+    "--max-quality-drop", min=0, help="Largest allowed drop of mean Y-PSNR against ground truth, target vs "
+    "reference, in dB.")]

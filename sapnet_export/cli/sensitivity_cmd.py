@@ -8,22 +8,22 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
+from . import options as opts
 from ._app import (StagesOpt, WeightsOpt, app, console, fmt_db, load_calibration_warning_if_stale,
                    print_coverage)
 
 
 @app.command("sensitivity")
 def sensitivity_command(
-    calib: Annotated[Path, typer.Option("--calib", help="Calibration set folder (from 'calib build').")],
+    calib: opts.CalibRequiredOpt,
     data: Annotated[list[Path], typer.Option(
         "--data", help="Held-out image files or folders (never calibration frames). Repeatable.")],
     weights: WeightsOpt = "default",
     stages: StagesOpt = None,
     limit: Annotated[int, typer.Option(
         "--limit", min=1, help="Use at most this many held-out images, evenly spaced.")] = 8,
-    qdq_profile: Annotated[str, typer.Option("--qdq-profile", help="tensorrt | cpu | openvino (NNCF).")] = "tensorrt",
-    calib_method: Annotated[str, typer.Option(
-        "--calib-method", help="percentile (99.999 %, default) | minmax | entropy.")] = "percentile",
+    qdq_profile: opts.QdqProfileOpt = "tensorrt",
+    calib_method: opts.CalibMethodOpt = "percentile",
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", help="JSON report (default: sensitivity-PROFILE.json in the current "
         "folder).")] = None,

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
+from . import options as opts
 from .options import MAX_PSNR_DB, number
 from ._app import StagesOpt, app, console, err_console, load_calibration_warning_if_stale, print_coverage
 
@@ -22,12 +23,9 @@ def trt_command(
     fp16: Annotated[bool, typer.Option("--fp16", help="float16 compute (the graph is converted).")] = False,
     int8: Annotated[bool, typer.Option(
         "--int8", help="int8 QDQ graph, TensorRT profile; needs --calib.")] = False,
-    calib: Annotated[Optional[Path], typer.Option(
-        "--calib", help="Calibration set folder (from 'calib build'), with --int8.")] = None,
-    calib_method: Annotated[str, typer.Option(
-        "--calib-method", help="percentile (default) | minmax | entropy.")] = "percentile",
-    keep_fp32: Annotated[Optional[list[str]], typer.Option(
-        "--keep-fp32", help="Group or node glob kept in float (see 'onnx --help'). Repeatable.")] = None,
+    calib: opts.CalibOpt = None,
+    calib_method: opts.CalibMethodOpt = "percentile",
+    keep_fp32: opts.KeepFp32Opt = None,
     images: Annotated[Optional[list[Path]], typer.Option(
         "--images", help="Held-out images to check the converted ONNX's fidelity on (int8: without "
         "them the int8 graph's fidelity is not measured). Repeatable.")] = None,

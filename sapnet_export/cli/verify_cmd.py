@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import _results as shared
+from . import options as opts
 from ._app import ForceBf16Opt, PrecisionOpt, StagesOpt, WeightsOpt, app, console
 
 
@@ -15,18 +16,18 @@ def verify_command(
     targets: Annotated[list[str], typer.Argument(
         help="What to verify: ONNX files (any precision), engines (.engine), 'torch', or a served "
         "model: grpc://HOST:PORT/NAME or http://HOST:PORT/NAME (the triton backend).")],
-    data: shared.DataOpt,
-    gt: shared.GtOpt = None,
+    data: opts.DataOpt,
+    gt: opts.GtOpt = None,
     weights: WeightsOpt = "default",
     stages: StagesOpt = None,
-    min_psnr: shared.MinPsnrOpt = None,
-    max_quality_drop: shared.MaxDropOpt = 0.5,
-    json_path: shared.JsonOpt = None,
-    report: shared.ReportOpt = None,
-    sizes: shared.SizesOpt = None,
-    runs: shared.RunsOpt = 20,
-    duration: shared.DurationOpt = None,
-    limit: shared.LimitOpt = None,
+    min_psnr: opts.MinPsnrOpt = None,
+    max_quality_drop: opts.MaxDropOpt = 0.5,
+    json_path: opts.JsonOpt = None,
+    report: opts.ReportOpt = None,
+    sizes: opts.SizesOpt = None,
+    runs: opts.RunsOpt = 20,
+    duration: opts.DurationOpt = None,
+    limit: opts.LimitOpt = None,
     device: Annotated[Optional[str], typer.Option(
         "--device", help="Device of ONNX targets and the torch target: cpu (default) or cuda; "
         "gpu, npu or auto with --backend openvino.")] = None,
