@@ -71,6 +71,19 @@ class ServeOptions:
                 "--metrics-port": self.metrics_port}
 
 
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct TCP ports free on ``host`` now (bound to port 0 together, then released;
+    another process may take one before it is used). For tests and benchmarks."""
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for probe in sockets:
+            probe.bind((host, 0))
+        return [probe.getsockname()[1] for probe in sockets]
+    finally:
+        for probe in sockets:
+            probe.close()
+
+
 def check_ports(options: ServeOptions) -> None:
     """Raise InputError naming the option and port when a port is taken (or two options share one)
     on ``options.host``: binding is tried, as the server will."""

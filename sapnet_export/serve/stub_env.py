@@ -21,6 +21,7 @@ patch version, which fails (``'_thread.RLock' object has no attribute '_recursio
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -38,12 +39,14 @@ _MARKER = "sapnet-stub-env.txt"
 
 
 def default_stub_env() -> Path:
-    """``$SAPNET_TRITON_STUB_ENV``, else ``~/.cache/sapnet-export/triton-stub-py3.X`` (one per
-    Python minor version, since the stub embeds that version)."""
+    """``$SAPNET_TRITON_STUB_ENV``, else ``~/.cache/sapnet-export/triton-stub-py3.X-HASH``: one per
+    Python minor version (the stub embeds that version) and per environment (HASH of this
+    environment's site-packages, which the stub environment's ``.pth`` names)."""
     if os.environ.get("SAPNET_TRITON_STUB_ENV"):
         return Path(os.environ["SAPNET_TRITON_STUB_ENV"])
     tag = f"py{sys.version_info.major}.{sys.version_info.minor}"
-    return Path.home() / ".cache" / "sapnet-export" / f"triton-stub-{tag}"
+    digest = hashlib.sha256(sysconfig.get_paths()["purelib"].encode()).hexdigest()[:10]
+    return Path.home() / ".cache" / "sapnet-export" / f"triton-stub-{tag}-{digest}"
 
 
 def libpython_env(environ: dict[str, str] | None = None) -> dict[str, str]:

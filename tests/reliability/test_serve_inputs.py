@@ -6,16 +6,9 @@ import socket
 import pytest
 
 from conftest import invoke_cli, write_rgb
+from sapnet_export.serve.server import free_ports
 
 
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return [str(p) for p in ports]
 
 
 @pytest.mark.parametrize("option, value, expected", [
@@ -32,13 +25,13 @@ def test_serve_refuses_bad_options(option, value, expected):
 
 
 def test_serve_refuses_one_port_for_two_endpoints():
-    (port,) = _free_ports(1)
+    (port,) = [str(p) for p in free_ports(1)]
     code, output = invoke_cli("serve", "--http-port", port, "--grpc-port", port, "--metrics-port", "1")
     assert code == 2 and "must differ" in output, output
 
 
 def test_serve_refuses_a_missing_model_and_the_triton_backend(tmp_path):
-    ports = _free_ports(3)
+    ports = [str(p) for p in free_ports(3)]
     opts = ["--http-port", ports[0], "--grpc-port", ports[1], "--metrics-port", ports[2]]
     code, output = invoke_cli("serve", "--model", tmp_path / "missing.onnx", *opts)
     assert code == 2 and "missing.onnx" in output, output

@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from conftest import invoke_cli
+from sapnet_export.serve.server import free_ports
 
 #: PyTriton publishes manylinux wheels for x86_64 and aarch64 only.
 HAS_WHEEL = sys.platform == "linux" and platform.machine() in ("x86_64", "aarch64")
@@ -27,15 +28,6 @@ START_TIMEOUT_S = 180
 MAX_MP = 0.01
 
 
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct free TCP ports on 127.0.0.1 (bound to port 0, then released)."""
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def wait_ready(process: subprocess.Popen, grpc_port: int, log: Path) -> None:
