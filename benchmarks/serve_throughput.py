@@ -1,6 +1,7 @@
 """Throughput and latency of `sapnet-export serve` for 1, 2, 4, 8 concurrent streams, with and without
 dynamic batching (issue 19; docs/serving.md, table in docs/measurements.md).
 
+Both servers (no batching, dynamic batching) run at once and the rounds alternate between them.
 Each stream is one gRPC client sending its frames one after another (a camera waiting for each
 result); latency is the wall clock of one request, throughput is all streams' frames over the wall
 clock of the round. The server runs in a subprocess on free 127.0.0.1 ports; its Prometheus metrics
@@ -101,6 +102,7 @@ def main() -> None:
     parser.add_argument("--size", default="64x96", help="frame HxW")
     parser.add_argument("--frames", type=int, default=8, help="frames per stream per round")
     parser.add_argument("--streams", default="1,2,4,8")
+    parser.add_argument("--repeats", type=int, default=2, help="rounds per stream count and configuration")
     args = parser.parse_args()
     height, width = (int(v) for v in args.size.lower().split("x"))
     work = Path(tempfile.mkdtemp(prefix="serve-bench-"))
@@ -111,25 +113,33 @@ def main() -> None:
                        check=True, stdout=subprocess.DEVNULL)
     frame = np.random.default_rng(0).random((1, 3, height, width), dtype=np.float32)
     print(f"uptime before: {os.popen('uptime').read().strip()}", flush=True)
-    rows = []
-    for label, extra in CONFIGS.items():
-        process, grpc, metrics = start(model, extra, work / "serve.log")
-        try:
-            round_(grpc, metrics, 1, frame, 2)  # warm-up
-            for streams in (int(s) for s in args.streams.split(",")):
-                row = {"config": label, **round_(grpc, metrics, streams, frame, args.frames)}
-                rows.append(row)
-                print(f"{label}: {streams} streams: {row['fps']:.2f} frames/s, p50 {row['p50_median_ms']:.0f} ms, "
-                      f"p99 {row['p99_worst_ms']:.0f} ms, {row['frames_per_execution']:.2f} frames/execution", flush=True)
-        finally:
+    servers = {}
+    try:
+        for index, (label, extra) in enumerate(CONFIGS.items()):
+            servers[label] = start(model, extra, work / f"serve{index}.log")
+            round_(*servers[label][1:], 1, frame, 2)  # warm-up
+        rows = []
+        # Interleaved: each stream count runs against both servers in turn, twice, so the load of
+        # this shared machine hits both configurations alike.
+        for streams in (int(s) for s in args.streams.split(",")):
+            for repeat in range(args.repeats):
+                for label, (_, grpc, metrics) in servers.items():
+                    row = {"config": label, "repeat": repeat + 1, **round_(grpc, metrics, streams, frame, args.frames)}
+                    rows.append(row)
+                    print(f"{label} #{repeat + 1}: {streams} streams: {row['fps']:.2f} frames/s, p50 "
+                          f"{row['p50_median_ms']:.0f} ms, p99 {row['p99_worst_ms']:.0f} ms, "
+                          f"{row['frames_per_execution']:.2f} frames/execution", flush=True)
+    finally:
+        for process, _, _ in servers.values():
             process.send_signal(signal.SIGTERM)
+        for process, _, _ in servers.values():
             process.wait(timeout=120)
     print(f"uptime after: {os.popen('uptime').read().strip()}", flush=True)
-    print("\n| configuration | streams | frames/s (all streams) | latency p50 (ms, median of streams) | "
+    print("\n| configuration | streams | round | frames/s (all streams) | latency p50 (ms, median of streams) | "
           "latency p99 (ms, worst stream) | frames per model execution |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
-        print(f"| {r['config']} | {r['streams']} | {r['fps']:.2f} | {r['p50_median_ms']:.0f} | "
+        print(f"| {r['config']} | {r['streams']} | {r['repeat']} | {r['fps']:.2f} | {r['p50_median_ms']:.0f} | "
               f"{r['p99_worst_ms']:.0f} | {r['frames_per_execution']:.2f} |")
 
 

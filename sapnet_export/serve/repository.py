@@ -104,6 +104,28 @@ def _engine_models(paths: list[Path]) -> tuple[dict, dict[str, str], dict[str, P
     return types, meta, plans
 
 
+def _plan_files(engines: list[Path], options: RepoOptions):  # noqa: ANN202 - (types, meta, plans, files)
+    """For ``tensorrt_plan``: I/O types, metadata, ``cc_model_filenames`` (``{"8.9": "model_sm89.plan"}``)
+    and ``{file name in 1/: source}`` (plans and their sidecars).
+
+    Raises:
+        InputError: see :func:`_engine_models`; not ``--kind gpu``, accelerators asked, or a
+            ``--max-batch`` beyond the engines' optimization profile.
+    """
+    from sapnet_export.engine.sidecar import sidecar_path
+
+    if options.kind != "gpu" or options.trt_accelerator or options.openvino_accelerator:
+        raise InputError("TensorRT plans run on the GPU only: --kind gpu, without accelerators")
+    types, meta, by_cc = _engine_models(engines)
+    if options.max_batch > int(meta["max_batch_profile"]):
+        raise InputError(f"--max-batch {options.max_batch}: the engines' optimization profile "
+                         f"takes at most {meta['max_batch_profile']} frames")
+    plans = {cc: f"model_sm{cc.replace('.', '')}.plan" for cc in by_cc}
+    files = {plans[cc]: path for cc, path in by_cc.items()}
+    files.update({f"{name}.json": sidecar_path(by_cc[cc]) for cc, name in plans.items()})
+    return types, meta, plans, files
+
+
 def build_config(options: RepoOptions, platform: str, types: dict[str, str], meta: dict[str, str],
                  plans: dict[str, str] | None = None):  # noqa: ANN201 - model_config_pb2.ModelConfig
     """The ``ModelConfig`` protobuf of the repository entry (dims -1, dynamic batching, instances,
@@ -165,8 +187,6 @@ def write_repository(repo: Path, options: RepoOptions, *, onnx: Path | None = No
     """
     from google.protobuf import text_format
 
-    from sapnet_export.engine.sidecar import sidecar_path
-
     if (onnx is None) == (not engines):
         raise InputError("give --onnx F.onnx or --engine F.engine (one or more engines), not both")
     final = check_output(Path(repo) / options.name, force=force, kind="folder")
@@ -178,15 +198,7 @@ def write_repository(repo: Path, options: RepoOptions, *, onnx: Path | None = No
         types, meta = _onnx_model(Path(onnx))
         platform, files, plans = "onnxruntime_onnx", {"model.onnx": Path(onnx)}, None
     else:
-        if options.kind != "gpu" or options.trt_accelerator or options.openvino_accelerator:
-            raise InputError("TensorRT plans run on the GPU only: --kind gpu, without accelerators")
-        types, meta, by_cc = _engine_models([Path(e) for e in engines])
-        if options.max_batch > int(meta["max_batch_profile"]):
-            raise InputError(f"--max-batch {options.max_batch}: the engines' optimization profile "
-                             f"takes at most {meta['max_batch_profile']} frames")
-        plans = {cc: f"model_sm{cc.replace('.', '')}.plan" for cc in by_cc}
-        files = {plans[cc]: path for cc, path in by_cc.items()}
-        files.update({f"{name}.json": sidecar_path(by_cc[cc]) for cc, name in plans.items()})
+        types, meta, plans, files = _plan_files([Path(e) for e in engines], options)
         platform = "tensorrt_plan"
     text = text_format.MessageToString(build_config(options, platform, types, meta, plans))
     check_config(text, types)
