@@ -94,9 +94,15 @@ def same_machine(a: dict, b: dict) -> bool:
     return all(a.get(key) == b.get(key) for key in IDENTITY_KEYS)
 
 
+def describe(info: dict) -> str:
+    """One line from a :func:`machine_info` dict (this machine's or one a report recorded): CPU model,
+    logical CPUs, the int8/bf16 CPU features when recorded, and GPU (or ``no GPU``)."""
+    features = info.get("cpu_features")
+    flags = "" if not isinstance(features, dict) else " ({})".format(
+        ", ".join(f for f in features.get("flags", []) if f not in ("avx2", "avx512f")) or "no VNNI/BF16/AMX")
+    return f"{info.get('cpu')}, {info.get('threads')} logical CPUs{flags}, {info.get('gpu') or 'no GPU'}"
+
+
 def describe_machine() -> str:
-    """One line: CPU model, logical CPUs, the int8/bf16 features and GPU (or ``no GPU``)."""
-    info = machine_info()
-    flags = [f for f in info["cpu_features"]["flags"] if f not in ("avx2", "avx512f")]
-    return (f"{info['cpu']}, {info['threads']} logical CPUs ({', '.join(flags) or 'no VNNI/BF16/AMX'}), "
-            f"{info['gpu'] or 'no GPU'}")
+    """:func:`describe` of this machine, with its int8/bf16 CPU features."""
+    return describe(machine_info())

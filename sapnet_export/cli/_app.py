@@ -74,35 +74,36 @@ def fmt_db(value: float) -> str:
     return "inf" if math.isinf(value) else f"{value:.1f}"
 
 
-_LABELS = {
-    "images": ("images", "{:d}"),
-    "fidelity_psnr_db_mean": ("fidelity PSNR mean (dB)", "{:.2f}"),
-    "fidelity_psnr_db_min": ("fidelity PSNR min (dB)", "{:.2f}"),
-    "max_abs_u8": ("max difference (uint8 levels)", "{:d}"),
-    "changed_pixels_mean": ("changed pixels, mean", "{:.2%}"),
-    "changed_pixels_max": ("changed pixels, max", "{:.2%}"),
-    "seconds_median": ("median s/image (ONNX Runtime CPU)", "{:.3f}"),
-}
+#: Rows of the held-out summary table: (label, format, value from the summary).
+_ROWS = (
+    ("images", "{:d}", lambda s: s["images"]),
+    ("fidelity PSNR mean (dB)", "{:.2f}", lambda s: s["fidelity"]["psnr_mean_db"]),
+    ("fidelity PSNR min (dB)", "{:.2f}", lambda s: s["fidelity"]["psnr_min_db"]),
+    ("max difference (uint8 levels)", "{:d}", lambda s: s["fidelity"]["max_abs_u8"]),
+    ("changed pixels, mean", "{:.2%}", lambda s: s["fidelity"]["changed_pixels"]),
+    ("changed pixels, max", "{:.2%}", lambda s: s["changed_pixels_max"]),
+    ("median s/image (ONNX Runtime CPU)", "{:.3f}", lambda s: s["seconds_median"]),
+)
+_QUALITY_ROWS = (("psnr_y", "Y-PSNR vs ground truth (dB)", "{:.3f}"),
+                 ("ssim_y", "Y-SSIM vs ground truth", "{:.4f}"),
+                 ("psnr_rgb", "RGB PSNR vs ground truth (dB)", "{:.3f}"),
+                 ("ssim_rgb", "RGB SSIM vs ground truth", "{:.4f}"))
 
 
 def print_summary(title: str, summary: dict) -> None:
-    """Print a held-out summary (:func:`sapnet_export.measure.evaluation.summarize`) as a two-column table;
-    ground-truth rows show reference, converted and their difference."""
+    """Print a held-out summary (:func:`sapnet_export.measure.evaluation.summarize`, with images) as a
+    two-column table; ground-truth rows show reference, converted and their difference."""
     table = Table(title=title, show_header=False)
     table.add_column("", style="bold")
     table.add_column("", justify="right")
-    for key, (label, fmt) in _LABELS.items():
-        if key in summary:
-            value = summary[key]
-            table.add_row(label, "inf" if isinstance(value, float) and math.isinf(value) else fmt.format(value))
-    for metric, label, fmt in (("y_psnr_db", "Y-PSNR vs ground truth (dB)", "{:.3f}"),
-                               ("y_ssim", "Y-SSIM vs ground truth", "{:.4f}"),
-                               ("rgb_psnr_db", "RGB PSNR vs ground truth (dB)", "{:.3f}"),
-                               ("rgb_ssim", "RGB SSIM vs ground truth", "{:.4f}")):
-        if f"gt_{metric}_reference" in summary:
-            ref, conv, delta = (summary[f"gt_{metric}_{k}"] for k in ("reference", "converted", "delta"))
+    for label, fmt, value_of in _ROWS:
+        value = value_of(summary)
+        table.add_row(label, "inf" if isinstance(value, float) and math.isinf(value) else fmt.format(value))
+    if summary["quality"] is not None:
+        for key, label, fmt in _QUALITY_ROWS:
+            ref, conv = summary["reference_quality"][key], summary["quality"][key]
             table.add_row(label, f"reference {fmt.format(ref)}, converted {fmt.format(conv)}, "
-                          f"difference {delta:+.4f}")
+                          f"difference {conv - ref:+.4f}")
     console.print(table)
 
 

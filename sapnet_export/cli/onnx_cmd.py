@@ -113,7 +113,7 @@ def onnx_command(
                       f"int8 share of Conv MACs {100 * float(meta['int8_mac_share']):.1f}%")
     print_coverage(result.report)
     summary = result.report["held_out"]["summary"]
-    if summary:
+    if summary["images"]:
         print_summary(f"held-out images vs PyTorch fp32 ({summary['images']})", summary)
     console.print(f"[green]wrote[/] {result.path}: {meta['precision']}, {result.size_bytes / 1e6:.2f} MB, "
                   f"opset {opset}, {meta['stages']} stages, {meta['shape']}"

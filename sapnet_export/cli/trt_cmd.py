@@ -143,10 +143,10 @@ def _export(weights: str, output: Path, precision: str, calib: Path | None, cali
                              min_psnr_db=min_psnr, int8=int8, force=force, require_held_out=False)
     print_coverage(result.report)
     summary = result.report["held_out"]["summary"]
-    if summary:
+    if summary["images"]:
         console.print(f"{precision} ONNX vs PyTorch fp32 on {summary['images']} held-out images: "
-                      f"mean {summary['fidelity_psnr_db_mean']:.1f} dB, min "
-                      f"{summary['fidelity_psnr_db_min']:.1f} dB")
+                      f"mean {summary['fidelity']['psnr_mean_db']:.1f} dB, min "
+                      f"{summary['fidelity']['psnr_min_db']:.1f} dB")
     elif precision != "int8":
         worst = min(row.fidelity.psnr_db for row in result.probes)
         console.print(f"{precision} ONNX vs PyTorch fp32 on {len(result.probes)} random probes: min "

@@ -44,6 +44,10 @@ MIN_OPSET = 17
 #: Highest opset the TorchScript exporter writes.
 MAX_OPSET = 20
 DEFAULT_OPSET = 17
+#: ``format`` of the JSON report written beside every export. v2: ``held_out.summary`` has the schema of
+#: :func:`sapnet_export.measure.evaluation.summarize` (the one ``verify`` writes; v1 had flat
+#: ``fidelity_psnr_db_mean``/``gt_*`` keys).
+CONVERSION_REPORT_FORMAT = "sapnet-export/conversion-report-v2"
 
 
 class _StagesWrapper(torch.nn.Module):
@@ -269,7 +273,7 @@ def _report(result_meta: dict[str, str], probes: list[ImageResult], held_out: li
             threshold: float, export_s: float, budget: BudgetResult | None,
             options: Int8Options | None) -> dict:
     report = {
-        "format": "sapnet-export/conversion-report-v1",
+        "format": CONVERSION_REPORT_FORMAT,
         "metadata": result_meta,
         "reference": "PyTorch fp32 (CPU) on the same input",
         "fidelity_threshold_db": threshold,

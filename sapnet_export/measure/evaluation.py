@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -84,6 +84,29 @@ def load_held_out_image(reference_runner: Runner, path: Path, gt_path: Path | No
                         ground_truth=gt, reference_quality=gt_quality)
 
 
+def refuse_calibration_images(paths: Iterable[Path], source_sha256: frozenset[str],
+                              calibration: Path | None = None) -> None:
+    """The one check that keeps calibration images out of held-out evaluation (``onnx``, ``trt``,
+    ``sensitivity``, ``bench``): fidelity measured on the frames the scales came from would flatter
+    the int8 graph.
+
+    Args:
+        paths: the held-out image files; source_sha256: sha256 of the calibration set's sources
+            (:attr:`~sapnet_export.export.int8.calibration.CalibrationSet.source_sha256`);
+            calibration: the set's folder, named in the message when given.
+
+    Raises:
+        InputError: naming the first image whose sha256 is a calibration source.
+    """
+    if not source_sha256:
+        return
+    for path in paths:
+        if sha256_file(path) in source_sha256:
+            where = f" {calibration}" if calibration is not None else ""
+            raise InputError(f"{path}: this image is in the calibration set{where}; fidelity must be "
+                             "measured on held-out images, never the calibration frames")
+
+
 def prepare_held_out(reference_runner: Runner, items: Sequence[tuple[Path, Path]],
                      gt_dir: Path | None = None, exclude_sha256: frozenset[str] = frozenset(),
                      required_hw: tuple[int, int] | None = None,
@@ -94,7 +117,8 @@ def prepare_held_out(reference_runner: Runner, items: Sequence[tuple[Path, Path]
         reference_runner: the PyTorch fp32 Runner.
         items: ``(path, relative)`` pairs from :func:`sapnet_export.data.images.discover_images`.
         gt_dir: folder of ground-truth images (:func:`sapnet_export.data.pairs.match_ground_truth`).
-        exclude_sha256: sha256 of the calibration sources; an image among them is refused.
+        exclude_sha256: sha256 of the calibration sources; an image among them is refused
+            (:func:`refuse_calibration_images`).
         required_hw: (H, W) every image must have (a static export), or None.
         on_image: called with each image's name once its reference is computed.
 
@@ -102,11 +126,9 @@ def prepare_held_out(reference_runner: Runner, items: Sequence[tuple[Path, Path]
         InputError: an image is unreadable, is a calibration source, has the wrong size or no
             ground truth.
     """
+    refuse_calibration_images((path for path, _ in items), exclude_sha256)
     held_out = []
     for path, relative in items:
-        if exclude_sha256 and sha256_file(path) in exclude_sha256:
-            raise InputError(f"{path}: this image is in the calibration set; fidelity must be measured "
-                             "on held-out images, never the calibration frames")
         gt_path = _match_ground_truth(path, relative, gt_dir) if gt_dir is not None else None
         item = load_held_out_image(reference_runner, path, gt_path)
         if required_hw and item.image.shape[2:] != required_hw:
@@ -145,29 +167,46 @@ def evaluate(runner: Runner, held_out: Sequence[HeldOutImage],
     return results
 
 
+#: Report names of the quality scores (:class:`~sapnet_export.measure.quality.Quality` fields, in order).
+QUALITY_KEYS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
+_QUALITY_FIELDS = ("y_psnr_db", "y_ssim", "rgb_psnr_db", "rgb_ssim")
+
+
+def quality_json(score: Quality | None) -> dict | None:
+    """A :class:`~sapnet_export.measure.quality.Quality` under the report names :data:`QUALITY_KEYS`."""
+    return None if score is None else {key: getattr(score, name) for key, name in zip(QUALITY_KEYS, _QUALITY_FIELDS)}
+
+
 def summarize(results: Sequence[ImageResult]) -> dict:
-    """Aggregate fidelity (mean/min PSNR dB, max uint8 difference, share of changed pixels) and, when
-    every image had ground truth, mean Y-PSNR/SSIM and RGB PSNR/SSIM of reference and converted model
-    with their differences (converted minus reference). Empty dict for no results."""
-    if not results:
-        return {}
-    psnrs = [r.fidelity.psnr_db for r in results]
-    summary: dict = {
-        "images": len(results),
-        "fidelity_psnr_db_mean": statistics.fmean(psnrs),  # inf when an output is identical
-        "fidelity_psnr_db_min": min(psnrs),
-        "max_abs_u8": max(r.fidelity.max_abs_u8 for r in results),
-        "changed_pixels_mean": statistics.fmean(r.fidelity.changed_pixels for r in results),
-        "changed_pixels_max": max(r.fidelity.changed_pixels for r in results),
-        "seconds_median": statistics.median(r.seconds for r in results),
-    }
-    if all(r.quality is not None for r in results):
-        for key in ("y_psnr_db", "y_ssim", "rgb_psnr_db", "rgb_ssim"):
-            reference = statistics.fmean(getattr(r.reference_quality, key) for r in results)
-            converted = statistics.fmean(getattr(r.quality, key) for r in results)
-            summary[f"gt_{key}_reference"] = reference
-            summary[f"gt_{key}_converted"] = converted
-            summary[f"gt_{key}_delta"] = converted - reference
+    """The held-out summary: one schema for the ``onnx`` conversion report (``held_out.summary``) and
+    for every ``verify``/``bench`` target (docs/formats.md).
+
+    Returns:
+        ``{"images": int, "images_with_ground_truth": int,
+        "fidelity": {"psnr_mean_db", "psnr_min_db", "max_abs_u8", "changed_pixels"} | None,
+        "changed_pixels_max": float | None, "seconds_median": float | None,
+        "quality": {"psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb"} | None, "reference_quality": same | None}``:
+        fidelity against the PyTorch fp32 reference (PSNR in dB, inf when identical; largest uint8
+        difference; mean and largest share of changed pixels, 0..1); seconds of ``Runner.run`` per
+        image; mean quality of the model and of the reference against ground truth over the images
+        that have it. None where nothing was measured (no images, no ground truth).
+    """
+    scored = [r for r in results if r.quality is not None]
+    summary: dict = {"images": len(results), "images_with_ground_truth": len(scored), "fidelity": None,
+                     "changed_pixels_max": None, "seconds_median": None, "quality": None,
+                     "reference_quality": None}
+    if results:
+        psnrs = [r.fidelity.psnr_db for r in results]
+        summary["fidelity"] = {"psnr_mean_db": statistics.fmean(psnrs),  # inf when an output is identical
+                               "psnr_min_db": min(psnrs),
+                               "max_abs_u8": max(r.fidelity.max_abs_u8 for r in results),
+                               "changed_pixels": statistics.fmean(r.fidelity.changed_pixels for r in results)}
+        summary["changed_pixels_max"] = max(r.fidelity.changed_pixels for r in results)
+        summary["seconds_median"] = statistics.median(r.seconds for r in results)
+    if scored:
+        for key, attr in (("quality", "quality"), ("reference_quality", "reference_quality")):
+            summary[key] = {name: statistics.fmean(getattr(getattr(r, attr), field) for r in scored)
+                            for name, field in zip(QUALITY_KEYS, _QUALITY_FIELDS)}
     return summary
 
 

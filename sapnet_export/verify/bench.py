@@ -14,7 +14,8 @@ from pathlib import Path
 
 from sapnet_export.export.int8.calibration import CalibrationSet
 from sapnet_export.errors import InputError, SapnetError
-from sapnet_export.fileio import sha256_file, to_json_line
+from sapnet_export.fileio import to_json_line
+from sapnet_export.measure.evaluation import refuse_calibration_images
 from sapnet_export.provenance import utc_now
 from sapnet_export.model.network import SAPNet
 from sapnet_export.runners.base import Runner
@@ -126,18 +127,14 @@ def make_targets(model: SAPNet, info: WeightsInfo, reference: Runner, formats: S
 
 
 def check_held_out(items: Sequence[tuple[Path, Path | None]], calibration: CalibrationSet | None) -> None:
-    """Refuse to benchmark on calibration sources (fidelity must be measured on held-out images).
+    """Refuse to benchmark on calibration sources
+    (:func:`~sapnet_export.measure.evaluation.refuse_calibration_images`).
 
     Raises:
         InputError: naming the first image that is a calibration source.
     """
-    if calibration is None:
-        return
-    sources = calibration.source_sha256
-    for path, _ in items:
-        if sha256_file(path) in sources:
-            raise InputError(f"{path}: this image is in the calibration set {calibration.path}; "
-                             "benchmark on held-out images")
+    if calibration is not None:
+        refuse_calibration_images((path for path, _ in items), calibration.source_sha256, calibration.path)
 
 
 def log_line(payload: dict) -> str:

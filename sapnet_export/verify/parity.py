@@ -16,116 +16,29 @@ Gates, per target:
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from sapnet_export.errors import InputError, SapnetError
-from sapnet_export.export.precision import DEFAULT_MIN_PSNR_DB
-from sapnet_export.measure.evaluation import ImageResult, evaluate, load_held_out_image
 from sapnet_export.data.images import read_image
-from sapnet_export.engine.inspection import ENGINE_SUFFIXES, ONNX_SUFFIXES
-from sapnet_export.measure.latency import Latency, measure_latency
+from sapnet_export.errors import SapnetError
+from sapnet_export.export.precision import DEFAULT_MIN_PSNR_DB
+from sapnet_export.measure.evaluation import ImageResult, evaluate, load_held_out_image, summarize
 from sapnet_export.measure.fidelity import fidelity
-from sapnet_export.runners import create_runner
+from sapnet_export.measure.latency import Latency, measure_latency
 from sapnet_export.runners.base import Runner
-from sapnet_export.runners.triton_runner import is_triton_url
+from .targets import ONNX_BACKENDS, Target, image_row, open_target, target_json
 
-#: Backends that run ONNX files (``verify --backend``).
-ONNX_BACKENDS = ("onnxruntime", "openvino")
+__all__ = ["DEFAULT_MAX_QUALITY_DROP_DB", "DEFAULT_MIN_PSNR_DB", "ONNX_BACKENDS", "REPORT_FORMAT", "Target", "Verification",
+           "apply_gates", "measure_targets", "open_target", "run_verification", "summarize_target",
+           "verify_targets", "worst_images"]
+
 #: Largest allowed drop of mean Y-PSNR (dB) against ground truth, target vs reference.
 DEFAULT_MAX_QUALITY_DROP_DB = 0.5
-QUALITY_KEYS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
-
-
-@dataclass
-class Target:
-    """One form of the model under test.
-
-    Attributes:
-        name: label for tables (e.g. ``onnxruntime int8 (sapnet_int8.onnx)``).
-        runner: its Runner; None once it failed.
-        file: the model file (None for ``torch``); ``size_bytes`` its size.
-        status: ``ok``, ``failed_gate`` or ``failed``; ``reason`` says why when not ok.
-        rows: per-image results (see :func:`verify_targets`).
-        is_reference: the target is the reference Runner itself (bench's ``torch`` row).
-        device, threads, versions, settings: from the Runner's info (kept when the Runner is dropped).
-        latency: one :class:`~sapnet_export.measure.latency.Latency` per size measured.
-    """
-
-    name: str
-    runner: Runner | None
-    file: Path | None = None
-    size_bytes: int | None = None
-    status: str = "ok"
-    reason: str | None = None
-    backend: str = ""
-    precision: str = ""
-    rows: list[dict] = field(default_factory=list)
-    latency: list[Latency] = field(default_factory=list)
-    gates: list[dict] = field(default_factory=list)
-    is_reference: bool = False
-    device: str | None = None
-    threads: int | None = None
-    versions: dict = field(default_factory=dict)
-    settings: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.runner is not None:
-            info = self.runner.info
-            self.backend = self.backend or info.backend
-            self.precision = self.precision or info.precision
-            self.device, self.threads, self.versions = info.device, info.threads, dict(info.versions)
-            self.settings = dict(info.settings)
-
-    def fail(self, reason: str) -> None:
-        """Mark the target failed (it is not run again)."""
-        self.status, self.reason, self.runner = "failed", reason, None
-
-
-def open_target(spec: str, *, weights: str, stages: int | None, device: str | None = None,
-                onnx_backend: str = "onnxruntime", precision: str | None = None,
-                force_bf16: bool = False) -> Target:
-    """A :class:`Target` from a ``verify`` argument: ``torch``, an ONNX file, an engine or a served
-    model's URL (``grpc://HOST:PORT/NAME``, ``http://...``: the ``triton`` backend).
-
-    Args:
-        onnx_backend: what runs ONNX files, ``onnxruntime`` or ``openvino``.
-        precision, force_bf16: for ONNX files (:func:`~sapnet_export.runners.create_runner`), e.g.
-            ``bf16`` with OpenVINO.
-
-    Raises:
-        InputError: unknown kind of file, or the backend's errors (missing file, no GPU for an
-            engine, a sidecar that does not match this runtime).
-    """
-    if spec == "torch":
-        runner = create_runner("torch", weights=weights, stages=stages, device=device)
-        return Target(name="torch fp32", runner=runner)
-    if is_triton_url(spec):  # a served model: grpc://HOST:PORT/NAME, http://...
-        runner = create_runner("triton", model=spec, stages=stages)
-        return Target(name=f"triton {runner.info.precision} ({spec})", runner=runner)
-    path = Path(spec)
-    suffix = path.suffix.lower()
-    if suffix in ONNX_SUFFIXES:
-        if onnx_backend not in ONNX_BACKENDS:
-            raise InputError(f"--backend {onnx_backend}: ONNX targets run with {' or '.join(ONNX_BACKENDS)}")
-        runner = create_runner(onnx_backend, model=spec, stages=stages, device=device, precision=precision,
-                               force_bf16=force_bf16)
-    elif suffix in ENGINE_SUFFIXES:
-        runner = create_runner("tensorrt", model=spec, stages=stages, device=device)
-    else:
-        raise InputError(f"{spec}: a target is 'torch', an ONNX file ({', '.join(ONNX_SUFFIXES)}) or an "
-                         f"engine ({', '.join(ENGINE_SUFFIXES)})")
-    info = runner.info
-    return Target(name=f"{info.backend} {info.precision} ({path.name})", runner=runner, file=path,
-                  size_bytes=path.stat().st_size)
-
-
-def _quality_row(prefix: str, score) -> dict:  # noqa: ANN001 - Quality | None
-    keys = ("y_psnr_db", "y_ssim", "rgb_psnr_db", "rgb_ssim")
-    return {f"{prefix}{name}": (getattr(score, key) if score is not None else None)
-            for name, key in zip(QUALITY_KEYS, keys)}
+#: ``format`` of the reports ``verify`` and ``bench`` write (and ``run --target-fps`` reads). Version 1
+#: still: the held-out summary's keys in a target are those it always had, with ``images``,
+#: ``changed_pixels_max`` and ``seconds_median`` added.
+REPORT_FORMAT = "sapnet-export/verify-v1"
 
 
 def verify_targets(reference: Runner, targets: Sequence[Target],
@@ -160,37 +73,17 @@ def verify_targets(reference: Runner, targets: Sequence[Target],
                 except (SapnetError, RuntimeError, ValueError) as exc:
                     target.fail(f"{path.name}: {exc}")
                     continue
-            target.rows.append(_row(result, gt_path))
+            target.results.append(result)
+            target.rows.append(image_row(result, gt_path))
         if on_image:
             on_image(index, str(path))
 
 
-def _row(result: ImageResult, gt_path: Path | None) -> dict:
-    """A report's ``per_image`` entry from an :class:`~sapnet_export.measure.evaluation.ImageResult`."""
-    row = {"name": result.name, "shape": list(result.shape), "fidelity_psnr_db": result.fidelity.psnr_db,
-           "max_abs_u8": result.fidelity.max_abs_u8, "changed_pixels": result.fidelity.changed_pixels,
-           "ground_truth": str(gt_path) if gt_path is not None else None}
-    row.update(_quality_row("", result.quality))
-    row.update(_quality_row("reference_", result.reference_quality))
-    return row
-
-
 def summarize_target(target: Target) -> dict:
-    """``fidelity``, ``quality`` and ``reference_quality`` of the report (means over images; quality
-    over the images that have ground truth, None when none do)."""
-    rows = target.rows
-    if not rows:
-        return {"fidelity": None, "quality": None, "reference_quality": None}
-    psnrs = [r["fidelity_psnr_db"] for r in rows]
-    summary = {"fidelity": {"psnr_mean_db": statistics.fmean(psnrs), "psnr_min_db": min(psnrs),
-                            "max_abs_u8": max(r["max_abs_u8"] for r in rows),
-                            "changed_pixels": statistics.fmean(r["changed_pixels"] for r in rows)}}
-    scored = [r for r in rows if r["psnr_y"] is not None]
-    for prefix, key in (("", "quality"), ("reference_", "reference_quality")):
-        summary[key] = ({name: statistics.fmean(r[f"{prefix}{name}"] for r in scored)
-                         for name in QUALITY_KEYS} if scored else None)
-    summary["images_with_ground_truth"] = len(scored)
-    return summary
+    """The target's held-out summary (:func:`sapnet_export.measure.evaluation.summarize`, the schema the
+    conversion report uses too): ``fidelity``, ``quality`` and ``reference_quality`` are None when
+    nothing (or no ground truth) was measured."""
+    return summarize(target.results)
 
 
 def apply_gates(target: Target, summary: dict, min_psnr_db: float | None,
@@ -255,26 +148,6 @@ def measure_targets(reference: Runner | None, targets: Sequence[Target], sizes: 
     return reference_latency
 
 
-def target_json(target: Target, summary: dict) -> dict:
-    """One entry of the report's ``targets`` list (the documented schema, plus ``gates``,
-    ``latency_by_size`` and ``images_with_ground_truth``)."""
-    latency = [lat.to_json() for lat in target.latency]
-    return {
-        "name": target.name, "backend": target.backend, "precision": target.precision,
-        "device": target.device, "threads": target.threads, "versions": target.versions,
-        "settings": target.settings,
-        "file": str(target.file) if target.file else None,
-        "size_mb": target.size_bytes / 1e6 if target.size_bytes is not None else None,
-        "status": target.status, "reason": target.reason, "is_reference": target.is_reference,
-        "fidelity": summary["fidelity"], "quality": summary["quality"],
-        "reference_quality": summary["reference_quality"],
-        "images_with_ground_truth": summary.get("images_with_ground_truth", 0),
-        "gates": target.gates,
-        "latency_ms": latency[0] if latency else None, "latency_by_size": latency,
-        "per_image": target.rows,
-    }
-
-
 def default_sizes(items: Sequence[tuple[Path, Path | None]]) -> list[tuple[int, int]]:
     """The first image's size, the latency size when ``--sizes`` is not given."""
     image = read_image(items[0][0])
@@ -332,7 +205,7 @@ def run_verification(reference: Runner, weights_sha256: str, targets: list[Targe
                                             runs=max(runs, 1), duration_s=duration_s, on_done=on_latency)
     info = reference.info
     payload = {
-        "format": "sapnet-export/verify-v1", "toolkit": f"sapnet-export {__version__}",
+        "format": REPORT_FORMAT, "toolkit": f"sapnet-export {__version__}",
         "machine": machine_info(),
         "reference": {"weights_sha256": weights_sha256, "stages": info.stages, "backend": info.backend,
                       "precision": info.precision, "device": info.device, "threads": info.threads,

@@ -57,7 +57,8 @@ class Trial:
     @property
     def mean_psnr_db(self) -> float:
         """Mean fidelity PSNR (dB) over the held-out images (NaN when there were none)."""
-        return summarize(self.results).get("fidelity_psnr_db_mean", float("nan"))
+        fidelity = summarize(self.results)["fidelity"]
+        return fidelity["psnr_mean_db"] if fidelity else float("nan")
 
 
 @dataclass
