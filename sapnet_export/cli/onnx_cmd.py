@@ -11,8 +11,7 @@ from rich.table import Table
 from sapnet_export.export.precision import DEFAULT_MIN_PSNR_DB
 from . import options as opts
 from .options import MAX_PSNR_DB, number
-from ._app import (StagesOpt, WeightsOpt, app, console, fmt_db, load_calibration_warning_if_stale,
-                   print_coverage, print_summary)
+from ._app import StagesOpt, WeightsOpt, app, console, fmt_db, print_coverage, print_summary
 
 
 @app.command("onnx")
@@ -50,8 +49,7 @@ def onnx_command(
 ) -> None:
     """Export the derain network to ONNX (fp32, fp16 or int8), verify it against PyTorch fp32 before
     keeping it, and write a JSON report beside it."""
-    from sapnet_export.errors import InputError
-    from sapnet_export.export.onnx_export import Int8Options, export_onnx
+    from sapnet_export.export.onnx_export import export_onnx
     from sapnet_export.shapes import parse_hw
     from sapnet_export.data.images import discover_images
     from sapnet_export.model.checkpoints import load_weights
@@ -61,13 +59,8 @@ def onnx_command(
     check_output(output.with_name(output.name + ".json"), option="--output (its report)")
     static_hw = parse_hw(static) if static else None
     items = discover_images(images) if images else []
-    int8 = None
-    if calib is not None:
-        calibration = load_calibration_warning_if_stale(calib)
-        int8 = Int8Options(calibration=calibration, profile=qdq_profile, method=calib_method,
-                           keep_fp32=tuple(keep_fp32 or ()))
-    elif keep_fp32:
-        raise InputError("--keep-fp32 is for --precision int8 (with --calib)")
+    int8 = opts.int8_options(calib, profile=qdq_profile, method=calib_method, keep_fp32=keep_fp32,
+                             int8_flag="--precision int8 (with --calib)")
     model, info = load_weights(weights)
     console.print(f"weights: {info.name} -> {info.path} ({info.layout}, {info.source}, "
                   f"sha256 {info.sha256[:12]})")

@@ -189,3 +189,25 @@ MinPsnrOpt = Annotated[Optional[float], number(
 MaxDropOpt = Annotated[float, typer.Option(
     "--max-quality-drop", min=0, help="Largest allowed drop of mean Y-PSNR against ground truth, target vs "
     "reference, in dB.")]
+
+
+def int8_options(calib: Path | None, *, method: str, keep_fp32: list[str] | None, profile: str = "tensorrt",
+                 int8_flag: str):  # noqa: ANN201 - Int8Options | None (imported lazily)
+    """The :class:`~sapnet_export.export.onnx_export.Int8Options` of ``--calib``, ``--calib-method``,
+    ``--keep-fp32`` and the QDQ profile, built once for ``onnx`` and ``trt``; None without ``--calib``.
+    A stale calibration set is used with a warning per source.
+
+    Raises:
+        InputError: ``--keep-fp32`` without ``--calib`` (the message names ``int8_flag``, the option
+            that asks for int8); the calibration set's errors.
+    """
+    from sapnet_export.errors import InputError
+    from sapnet_export.export.onnx_export import Int8Options
+    from ._app import load_calibration_warning_if_stale
+
+    if calib is None:
+        if keep_fp32:
+            raise InputError(f"--keep-fp32 is for {int8_flag}")
+        return None
+    return Int8Options(calibration=load_calibration_warning_if_stale(calib), profile=profile, method=method,
+                       keep_fp32=tuple(keep_fp32 or ()))

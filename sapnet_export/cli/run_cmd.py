@@ -12,7 +12,7 @@ from rich.table import Table
 
 from sapnet_export.errors import InputError
 from sapnet_export.shapes import parse_one_size
-from sapnet_export.model.tiling import DEFAULT_OVERLAP
+from sapnet_export.model.tiling import DEFAULT_OVERLAP, plan_tiles
 from ._app import (BACKEND_HELP, DeviceOpt, ForceBf16Opt, ModelOpt, PrecisionOpt, StagesOpt, WeightsOpt, app,
                    console, err_console)
 from ._budget import choose_for_source
@@ -24,19 +24,15 @@ def _tile(text: str | None) -> tuple[int, int] | None:
     return parse_one_size(text, "--tile")
 
 
-def _say_tiling(size: tuple[int, int] | None, tile: tuple[int, int] | None, runner, overlap: int) -> None:  # noqa: ANN001
+def _say_tiling(plan, tile: tuple[int, int] | None, runner) -> None:  # noqa: ANN001 - TilePlan | None, Runner
     """Say when frames will be tiled, why, and what tiling costs this network (README 'Tiling')."""
-    from sapnet_export.model.tiling import plan_tile
-
     limit = runner.max_frame
-    if size is None:
+    if plan is None or plan.tile is None:
         return
-    plan = plan_tile(*size, tile, limit)
-    if plan is None:
-        return
-    if limit is not None and plan != tile:
-        console.print(f"frames {size[0]}x{size[1]} exceed the engine's optimization profile (max "
-                      f"{limit[0]}x{limit[1]}): tiles of at most {plan[0]}x{plan[1]}, overlap {overlap}")
+    if limit is not None and plan.tile != tile:
+        console.print(f"frames {plan.height}x{plan.width} exceed the engine's optimization profile (max "
+                      f"{limit[0]}x{limit[1]}): tiles of at most {plan.tile[0]}x{plan.tile[1]}, "
+                      f"overlap {plan.overlap}")
     if runner.shared_pooling:
         console.print(f"tiles run as one batch whose channel attention pools over the whole frame "
                       f"({runner.info.backend}; README 'Tiling')")
@@ -114,8 +110,10 @@ def run_command(
     src = open_source(source)
     try:
         if target_fps is not None:
+            # the choice counts the pixels of --tile's tiles; a chosen engine's profile may tile further
+            asked = plan_tiles(*src.size, tile_size, None, overlap) if src.size else None
             runner = choose_for_source(src, target_fps, configs or [], backend=backend, weights=weights,
-                                       device=device, tile=tile_size, overlap=overlap)
+                                       device=device, plan=asked)
         else:
             runner = create_runner(backend or "torch", model=model, weights=weights, stages=stages,
                                    device=device, precision=precision, force_bf16=force_bf16)
@@ -126,7 +124,8 @@ def run_command(
         console.print(f"backend {info.backend}, precision {info.precision}, device {info.device}, "
                       f"{info.stages} stages, model {info.model}"
                       + (f", tiles {tile_size[0]}x{tile_size[1]} overlap {overlap}" if tile_size else ""))
-        _say_tiling(src.size, tile_size, runner, overlap)
+        plan = plan_tiles(*src.size, tile_size, runner.max_frame, overlap) if src.size else None
+        _say_tiling(plan, tile_size, runner)
         with Progress(TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console,
                       transient=True) as progress:
             task = progress.add_task("starting")
@@ -136,10 +135,17 @@ def run_command(
                     f"frames {stats.frames_written}  fps {stats.fps:.2f}  latency last "
                     f"{stats.latencies_s[-1] * 1e3:.0f} ms  failed {stats.failed}  dropped {stats.dropped}"))
 
-            stats = run_stream(src, runner, sink, tile=tile_size, overlap=overlap, on_frame=on_frame,
-                               max_frames=max_frames)
+            stats = run_stream(src, runner, sink, tile=tile_size, overlap=overlap, plan=plan,
+                               on_frame=on_frame, max_frames=max_frames)
     finally:
         src.close()
+    _print_summary(stats, info, sink)
+    if stats.interrupted:
+        raise typer.Exit(130)
+
+
+def _print_summary(stats, info, sink) -> None:  # noqa: ANN001 - StreamStats, RunnerInfo, FrameSink
+    """The failed frames, a padding note, and the run's summary table."""
     for reason in stats.failures[:10]:
         err_console.print(f"[yellow]failed frame[/] {reason}")
     if getattr(sink, "padded", False):
@@ -160,5 +166,3 @@ def run_command(
                        ("output", sink.description)):
         table.add_row(key, value)
     console.print(table)
-    if stats.interrupted:
-        raise typer.Exit(130)

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from . import options as opts
 from .options import MAX_PSNR_DB, number
-from ._app import StagesOpt, app, console, err_console, load_calibration_warning_if_stale, print_coverage
+from ._app import StagesOpt, app, console, err_console, print_coverage
 
 
 @app.command("trt")
@@ -121,7 +121,7 @@ def _export(weights: str, output: Path, precision: str, calib: Path | None, cali
             stages: int | None, force: bool) -> tuple[Path, dict]:
     """Export (and convert) the weights to ``OUTPUT.onnx`` with :func:`~sapnet_export.export.onnx_export.export_onnx`."""
     from sapnet_export.errors import InputError
-    from sapnet_export.export.onnx_export import Int8Options, export_onnx
+    from sapnet_export.export.onnx_export import export_onnx
     from sapnet_export.data.images import discover_images
     from sapnet_export.model.checkpoints import load_weights
 
@@ -129,12 +129,7 @@ def _export(weights: str, output: Path, precision: str, calib: Path | None, cali
     if onnx_path.exists() and not force:
         raise InputError(f"{onnx_path}: the ONNX this command exports already exists; build from it "
                          "with --onnx, or pass --force to export again")
-    int8 = None
-    if calib is not None:
-        int8 = Int8Options(calibration=load_calibration_warning_if_stale(calib), profile="tensorrt",
-                           method=calib_method, keep_fp32=tuple(keep_fp32 or ()))
-    elif keep_fp32:
-        raise InputError("--keep-fp32 is for --int8")
+    int8 = opts.int8_options(calib, method=calib_method, keep_fp32=keep_fp32, int8_flag="--int8")
     items = discover_images(images) if images else []
     model, info = load_weights(weights)
     console.print(f"weights: {info.name} -> {info.path} (sha256 {info.sha256[:12]})")

@@ -22,6 +22,7 @@ Two things make a tile's output differ from the whole frame's:
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -197,3 +198,43 @@ def tile_count(height: int, width: int, tile: tuple[int, int], overlap: int) -> 
     if height <= tile[0] and width <= tile[1]:
         return 1
     return len(axis_starts(height, tile[0], overlap)) * len(axis_starts(width, tile[1], overlap))
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """How frames of one size are run: whole, or as tiles (:func:`plan_tiles`).
+
+    Attributes:
+        height, width: the frame (pixels).
+        tile: the tile size (th, tw), or None to run the frame whole.
+        overlap: pixels shared by neighbouring tiles.
+        count: tiles per frame (1 when whole).
+    """
+
+    height: int
+    width: int
+    tile: tuple[int, int] | None
+    overlap: int
+    count: int
+
+    @property
+    def pixels(self) -> int:
+        """Pixels the model runs per frame: the frame's, or the tiles' total area (every tile of an
+        axis has the same size: :func:`axis_starts` spreads them over the frame)."""
+        if self.tile is None:
+            return self.height * self.width
+        return self.count * min(self.tile[0], self.height) * min(self.tile[1], self.width)
+
+
+def plan_tiles(height: int, width: int, tile: tuple[int, int] | None, limit: tuple[int, int] | None,
+               overlap: int) -> TilePlan:
+    """The :class:`TilePlan` of an H x W frame: the tile of :func:`plan_tile` (``--tile`` and the
+    Runner's ``max_frame``) and the tile count of :func:`tile_count`. Computed once per frame size and
+    passed on (``run`` says how it tiles, ``--target-fps`` counts the pixels, the pipeline runs it).
+
+    Raises:
+        InputError: bad tile or overlap.
+    """
+    chosen = plan_tile(height, width, tile, limit)
+    count = 1 if chosen is None else tile_count(height, width, chosen, overlap)
+    return TilePlan(height=height, width=width, tile=chosen, overlap=overlap, count=count)

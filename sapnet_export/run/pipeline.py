@@ -26,7 +26,7 @@ import numpy as np
 from sapnet_export.data.images import to_uint8
 from sapnet_export.runners.base import Runner
 from sapnet_export.data.stream import FrameSink, FrameSource
-from sapnet_export.model.tiling import plan_tile, run_tiled, run_tiled_shared_pooling, tile_count
+from sapnet_export.model.tiling import TilePlan, plan_tiles, run_tiled, run_tiled_shared_pooling
 
 #: Capacity of each queue, frames (bounds memory: 2 x 4 frames of 1080p uint8 is 50 MB).
 QUEUE_FRAMES = 4
@@ -127,7 +127,7 @@ def _writer(sink: FrameSink, outputs: queue.Queue, errors: list[BaseException]) 
 
 
 def run_stream(source: FrameSource, runner: Runner, sink: FrameSink, *,
-               tile: tuple[int, int] | None = None, overlap: int = 0,
+               tile: tuple[int, int] | None = None, overlap: int = 0, plan: TilePlan | None = None,
                on_frame: Callable[[StreamStats], None] | None = None,
                max_frames: int | None = None, stop_event: threading.Event | None = None) -> StreamStats:
     """Derain every frame of ``source`` with ``runner`` into ``sink`` (see the module docstring).
@@ -136,8 +136,10 @@ def run_stream(source: FrameSource, runner: Runner, sink: FrameSink, *,
         source, runner, sink: the three ends.
         tile: largest input given to the runner, (h, w); None runs frames whole unless they exceed
             the runner's ``max_frame`` (an engine's profile), which tiles them too
-            (:func:`~sapnet_export.model.tiling.plan_tile`).
+            (:func:`~sapnet_export.model.tiling.plan_tiles`).
         overlap: pixels shared by neighbouring tiles.
+        plan: the tile plan already made for the source's frame size (``run`` makes it to say how it
+            tiles); frames of that size use it, frames of another size get their own, once per size.
         on_frame: called after each frame (a live status line).
         max_frames: stop after this many frames read.
         stop_event: set from another thread to stop as Ctrl-C does (``run`` with several sources).
@@ -161,34 +163,13 @@ def run_stream(source: FrameSource, runner: Runner, sink: FrameSink, *,
     start = time.perf_counter()
     reader.start()
     writer.start()
-    read, ended = 0, False
+    plans = {(plan.height, plan.width): plan} if plan is not None else {}
+    ended = False
     try:
         try:
-            while not writer_errors:
-                if stop_event is not None and stop_event.is_set():
-                    stats.interrupted = True
-                    break
-                frame = frames.get()
-                if frame is _END:
-                    ended = True
-                    break
-                read += 1
-                if max_frames is not None and read > max_frames:
-                    break
-                if frame.image is None:
-                    stats.failed += 1
-                    stats.failures.append(frame.error or f"frame {frame.index}: no image")
-                    continue
-                plan = plan_tile(*frame.image.shape[:2], tile, runner.max_frame)
-                begin = time.perf_counter()
-                out = derain_frame(runner, frame.image, plan, overlap)
-                stats.latencies_s.append(time.perf_counter() - begin)
-                stats.tiles_per_frame = 1 if plan is None else tile_count(*frame.image.shape[:2], plan, overlap)
-                outputs.put((frame.index, out))
-                stats.frames_written += 1
-                stats.wall_s = time.perf_counter() - start
-                if on_frame:
-                    on_frame(stats)
+            ended = _infer_loop(frames, outputs, runner, stats, plans, tile=tile, overlap=overlap,
+                                writer_errors=writer_errors, max_frames=max_frames, on_frame=on_frame,
+                                start=start, stop_event=stop_event)
         except KeyboardInterrupt:
             stats.interrupted = True
         stop.set()
@@ -210,6 +191,44 @@ def run_stream(source: FrameSource, runner: Runner, sink: FrameSink, *,
         raise error
     sink.close()
     return stats
+
+
+def _infer_loop(frames: queue.Queue, outputs: queue.Queue, runner: Runner, stats: StreamStats,
+                plans: dict[tuple[int, int], TilePlan], *, tile: tuple[int, int] | None, overlap: int,
+                writer_errors: list[BaseException], max_frames: int | None,
+                on_frame: Callable[[StreamStats], None] | None, start: float,
+                stop_event: threading.Event | None = None) -> bool:
+    """The main thread's stage: derain decoded frames (with the tile plan of their size, made once per
+    size) and hand them to the writer, until the source ends (returns True), ``max_frames`` were read,
+    ``stop_event`` was set (``stats.interrupted``) or the writer failed (False)."""
+    read = 0
+    while not writer_errors:
+        if stop_event is not None and stop_event.is_set():
+            stats.interrupted = True
+            return False
+        frame = frames.get()
+        if frame is _END:
+            return True
+        read += 1
+        if max_frames is not None and read > max_frames:
+            return False
+        if frame.image is None:
+            stats.failed += 1
+            stats.failures.append(frame.error or f"frame {frame.index}: no image")
+            continue
+        size = frame.image.shape[:2]
+        if size not in plans:
+            plans[size] = plan_tiles(*size, tile, runner.max_frame, overlap)
+        begin = time.perf_counter()
+        out = derain_frame(runner, frame.image, plans[size].tile, plans[size].overlap)
+        stats.latencies_s.append(time.perf_counter() - begin)
+        stats.tiles_per_frame = plans[size].count
+        outputs.put((frame.index, out))
+        stats.frames_written += 1
+        stats.wall_s = time.perf_counter() - start
+        if on_frame:
+            on_frame(stats)
+    return False
 
 
 def _drain(frames: queue.Queue) -> None:

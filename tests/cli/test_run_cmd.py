@@ -81,7 +81,10 @@ def test_run_target_fps_usage_errors(tmp_path, tiny_models, tiny_configs):
 
 
 def test_target_fps_counts_the_pixels_of_the_tiles():
-    from sapnet_export.cli._budget import _pixels
+    from sapnet_export.model.tiling import plan_tiles  # was cli._budget._pixels; the plan is made once
+
+    def _pixels(size, tile, overlap):
+        return plan_tiles(*size, tile, None, overlap).pixels
 
     assert _pixels((100, 100), None, 64) == 10000
     assert _pixels((321, 481), (160, 160), 64) == 15 * 160 * 160
