@@ -86,10 +86,18 @@ def _hwc(image: np.ndarray) -> np.ndarray:
     return np.clip(image.transpose(1, 2, 0), 0.0, 1.0)
 
 
-def comparison_grid(verification: Verification, target, path: Path, count: int = 3) -> Path | None:  # noqa: ANN001
-    """The grid PNG for ``target`` (see the module docstring); None when it has no Runner or rows."""
+def comparison_grid(verification: Verification, target, path: Path, count: int = 3,  # noqa: ANN001
+                    references: dict[str, np.ndarray] | None = None) -> Path | None:
+    """The grid PNG for ``target`` (see the module docstring); None when it has no Runner or rows.
+
+    The verification streams its images and keeps no outputs (memory does not grow with the folder), so
+    the grid runs again only what it draws: the target on its ``count`` images with the lowest fidelity,
+    and the reference on those of them no earlier grid of the same report ran it on (``references``:
+    image name -> reference output float32 [3, H, W], shared across targets by :func:`write_report`).
+    """
     if target.runner is None or not target.rows:
         return None
+    references = {} if references is None else references
     plt = _plt()
     gt_of = {str(p): g for p, g in verification.items}
     names = worst_images(target, count)
@@ -97,7 +105,9 @@ def comparison_grid(verification: Verification, target, path: Path, count: int =
     rows = []
     for name in names:
         image = read_image(name)[None]
-        reference = verification.reference.run(image)[0]
+        if name not in references:
+            references[name] = verification.reference.run(image)[0]
+        reference = references[name]
         output = target.runner.run(image)[0]
         diff = np.abs(np.clip(output, 0, 1) - np.clip(reference, 0, 1)).mean(axis=0) * 10
         gt = read_image(gt_of[name]) if gt_of.get(name) else None
@@ -221,7 +231,8 @@ def write_report(verification: Verification, out_dir: str | Path, title: str) ->
         payload = verification.payload
         pictures = [p for p in (latency_chart(payload, tmp / "latency.png"),) if p]
         pictures += per_image_charts(payload, tmp / "fidelity_per_image.png", tmp / "quality_per_image.png")
-        grids = [comparison_grid(verification, t, tmp / f"grid_{_slug(t.name)}.png")
+        references: dict[str, np.ndarray] = {}  # the reference runs once per image drawn, for every grid
+        grids = [comparison_grid(verification, t, tmp / f"grid_{_slug(t.name)}.png", references=references)
                  for t in verification.targets if t.backend != "torch"]
         lines = [f"# {title}", "",
                  f"Machine: {payload['machine']['cpu']}, {payload['machine']['threads']} threads, GPU "

@@ -1,0 +1,80 @@
+"""INT8 conversion of an exported graph (step 2 of :func:`sapnet_export.export.onnx_export.export_onnx` for
+``--precision int8``): its options and the quantization that meets a fidelity budget."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import onnx
+
+from sapnet_export.measure.evaluation import HeldOutImage
+from .calibration import CalibrationSet
+from .nncf_quantize import NNCF_METHOD
+from .qdq_rules import check_tensorrt_qdq
+from .quantize import DEFAULT_CALIB_METHOD, QDQ_PROFILES, select_nodes
+from .sensitivity import BudgetResult, Int8Session, Trial, meet_budget
+
+
+@dataclass(frozen=True)
+class Int8Options:
+    """How ``--precision int8`` quantizes (:mod:`sapnet_export.export.int8.quantize`, :mod:`sapnet_export.export.int8.sensitivity`).
+
+    Attributes:
+        calibration: the calibration set (:func:`~sapnet_export.export.int8.calibration.load_calibration`).
+        profile: QDQ profile, ``tensorrt``, ``cpu`` or ``openvino`` (NNCF).
+        method: calibration method, ``minmax``, ``entropy`` or ``percentile`` (default).
+        keep_fp32: group names or node-name globs kept out of quantization.
+    """
+
+    calibration: CalibrationSet
+    profile: str = "tensorrt"
+    method: str = DEFAULT_CALIB_METHOD
+    keep_fp32: tuple[str, ...] = ()
+
+
+def convert_int8(proto: onnx.ModelProto, held_out: list[HeldOutImage], options: Int8Options,
+                  min_psnr_db: float | None, meta: dict[str, str],
+                  on_trial: Callable[[Trial], None] | None) -> tuple[onnx.ModelProto, BudgetResult]:
+    """Quantize ``proto`` with ``options`` (meeting ``min_psnr_db`` on ``held_out`` when given: groups
+    are kept in float, most harmful first), check TensorRT's QDQ rules for the ``tensorrt`` profile, and
+    record the result in ``meta`` (with the calibration coverage of the held-out images, when there
+    are any: ``budget.coverage``).
+
+    Returns:
+        (the chosen int8 graph, the search).
+
+    Raises:
+        CheckFailed: the int8 graph breaks TensorRT's QDQ rules.
+    """
+    keep = select_nodes(proto, options.keep_fp32) if options.keep_fp32 else []
+    session = Int8Session(proto, options.calibration.frames, held_out, profile=options.profile,
+                          calib_method=options.method, keep_fp32=keep, on_trial=on_trial)
+    try:
+        budget = meet_budget(session, min_psnr_db)
+        quantized = onnx.load(str(budget.chosen.path))
+        # do the held-out images hold activations the calibration did not cover? (read from ONNX
+        # Runtime's calibration cache; NNCF, the openvino profile, keeps no ranges outside its graph)
+        if held_out and options.profile != "openvino":
+            budget.coverage = session.coverage()
+    finally:
+        session.close()
+    if options.profile == "tensorrt":
+        check_tensorrt_qdq(quantized, "int8 graph (tensorrt profile)")
+    calib = options.calibration
+    meta.update({
+        "qdq_profile": options.profile, "qdq_profile_summary": QDQ_PROFILES[options.profile].summary,
+        "calib_method": NNCF_METHOD if options.profile == "openvino" else options.method,
+        "calibration": str(calib.path),
+        "calibration_frames_sha256": calib.sha256,
+        "calibration_shape": "x".join(map(str, calib.frames.shape)),
+        "int8_groups": ",".join(budget.chosen.int8_groups) or "none",
+        "float_groups": ",".join(budget.chosen.float_groups) or "none",
+        "keep_fp32": ",".join(options.keep_fp32) or "none",
+        "int8_mac_share": f"{budget.chosen.int8_mac_share:.4f}",
+    })
+    if budget.coverage is not None:
+        meta["calibration_coverage"] = (f"max excess {100 * budget.coverage.as_dict()['max_excess']:.0f}% of range, "
+                                        f"{len(budget.coverage.exceeding)} tensors above "
+                                        f"{100 * budget.coverage.margin:.0f}% on {budget.coverage.source}")
+    return quantized, budget
