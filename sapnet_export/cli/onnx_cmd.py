@@ -49,7 +49,7 @@ def onnx_command(
 ) -> None:
     """Export the derain network to ONNX (fp32, fp16 or int8), verify it against PyTorch fp32 before
     keeping it, and write a JSON report beside it."""
-    from sapnet_export.export.onnx_export import export_onnx
+    from sapnet_export.export.onnx_export import ExportOptions, export_onnx
     from sapnet_export.shapes import parse_hw
     from sapnet_export.data.images import discover_images
     from sapnet_export.model.checkpoints import load_weights
@@ -85,14 +85,19 @@ def onnx_command(
 
     try:
         with console.status(f"exporting ({precision}) and checking fidelity..."):
-            result = export_onnx(model, info, output, stages=stages, opset=opset, precision=precision,
-                                 static_hw=static_hw, images=items, gt_dir=gt, min_psnr_db=min_psnr,
-                                 int8=int8, shared_pooling=shared_pooling, force=force, on_row=add_row,
-                                 on_trial=add_trial)
+            options = ExportOptions(stages=stages, opset=opset, precision=precision, static_hw=static_hw,
+                                    shared_pooling=shared_pooling, min_psnr_db=min_psnr, int8=int8)
+            result = export_onnx(model, info, output, options, images=items, gt_dir=gt, force=force,
+                                 on_row=add_row, on_trial=add_trial)
     finally:
         for done in (trials, table):
             if done.rows:
                 console.print(done)
+    _print_result(result, precision, opset, shared_pooling)
+
+
+def _print_result(result, precision: str, opset: int, shared_pooling: bool) -> None:  # noqa: ANN001 - ExportResult
+    """What the export converted and kept, the calibration coverage, the held-out summary, the file."""
     meta = result.metadata
     if precision == "fp16":
         kept = meta["fp32_nodes"].split(",") if meta["fp32_nodes"] != "none" else []

@@ -92,6 +92,11 @@ def trt_command(
         result = build_engine(onnx_file, output, options, checkpoint=checkpoint, force=force,
                               expect_precision=precision if (fp16 or int8) else None,
                               expect_stages=stages)
+    _print_engine(result)
+
+
+def _print_engine(result) -> None:  # noqa: ANN001 - EngineResult
+    """The build's warnings and a table of what the sidecar records."""
     side = result.sidecar
     for warning in result.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}")

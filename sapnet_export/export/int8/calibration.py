@@ -29,13 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from sapnet_export import __version__
-from sapnet_export.data.images import read_image
 from sapnet_export.data.synthetic_rain import MIXED, PRESETS, make_rainy, preset_for
-from sapnet_export.data.video import read_frames
 from sapnet_export.errors import InputError
 from sapnet_export.fileio import check_output, sha256_file, temporary_path
 from sapnet_export.provenance import stamp
-from .frame_sampling import describe_sources, expand_sources, fit_frame
+from .frame_sampling import decode_picks, describe_sources, draw_frames, expand_sources, fit_frame
 
 #: v2 adds ``synthetic_rain``, ``synthetic_frames`` and each source's ``role``; v1 sets still load.
 MANIFEST_FORMAT = "sapnet-export/calibration-v2"
@@ -78,37 +76,6 @@ class CalibrationSet:
         return self.manifest["frames_sha256"]
 
 
-def _draw(candidates: list[tuple[int, int]], count: int, fit: str,
-          rng: np.random.Generator) -> tuple[list[tuple[int, int]], list[str]]:
-    """``count`` (source, frame) picks in source order, reusing candidates (new crops) when more are
-    asked than there are with ``fit="crop"``; the warnings say when they were reused or capped."""
-    if count <= len(candidates):
-        return [candidates[j] for j in sorted(rng.choice(len(candidates), count, replace=False))], []
-    if fit == "crop":
-        cycles, rest = divmod(count, len(candidates))
-        extra = sorted(rng.choice(len(candidates), rest, replace=False)) if rest else []
-        return sorted(candidates * cycles + [candidates[j] for j in extra]), [
-            f"{count} frames from {len(candidates)} source frames: each is used up to "
-            f"{cycles + (1 if rest else 0)} times, with different crops"]
-    return candidates, [f"--count {count} capped to the {len(candidates)} source frames "
-                        "(--fit resize gives one frame per source frame)"]
-
-
-def _decode(described: list[dict], picks: list[tuple[int, int]]) -> dict[tuple[int, int], np.ndarray]:
-    """Decode every picked frame once (videos in one pass per file)."""
-    by_source: dict[int, list[int]] = {}
-    for i, k in picks:
-        by_source.setdefault(i, []).append(k)
-    decoded: dict[tuple[int, int], np.ndarray] = {}
-    for i, ks in by_source.items():
-        path = Path(described[i]["path"])
-        if described[i]["kind"] == "video":
-            decoded.update({(i, k): f for k, f in read_frames(path, ks).items()})
-        else:
-            decoded[(i, 0)] = read_image(path)
-    return decoded
-
-
 def _synthetic_record(preset: str, seed: int) -> dict:
     """The manifest's ``synthetic_rain`` entry: the preset, the ranges of every preset it draws from
     and how each frame's generator is seeded."""
@@ -117,6 +84,58 @@ def _synthetic_record(preset: str, seed: int) -> dict:
             "renderer": "sapnet_export.data.synthetic_rain.make_rainy",
             "seeding": f"numpy.random.default_rng(({seed}, frame index)) per rendered frame",
             "mixed_order": list(MIXED) if preset == "mixed" else None}
+
+
+def _check_build_options(count: int, fit: str, clean: list[str], synthetic_rain: str | None) -> None:
+    """Refuse what :func:`build_calibration` cannot build (the messages name the CLI options)."""
+    if count < 1:
+        raise InputError(f"--count {count}: need at least 1 frame")
+    if fit not in FITS:
+        raise InputError(f"--fit {fit}: choose one of {', '.join(FITS)}")
+    if synthetic_rain is not None and synthetic_rain not in SYNTHETIC_RAIN:
+        raise InputError(f"--synthetic-rain {synthetic_rain}: choose one of {', '.join(SYNTHETIC_RAIN)}")
+    if bool(clean) != (synthetic_rain is not None):
+        raise InputError("--synthetic-rain renders rain on the --clean frames: give both, or neither")
+
+
+def _described_sources(sources: list[str], clean: list[str]) -> list[dict]:
+    """Every source file of ``sources`` (role ``as-is``) and ``clean`` (role ``clean``), described.
+
+    Raises:
+        InputError: no source, or unreadable ones (all of them named).
+    """
+    files = expand_sources(list(sources)) if sources else []
+    clean_files = expand_sources(list(clean)) if clean else []
+    if not files and not clean_files:
+        raise InputError("no calibration source given")
+    described, errors = describe_sources(files + clean_files)
+    if errors:
+        raise InputError("unreadable calibration sources:\n  " + "\n  ".join(errors))
+    for i, source in enumerate(described):
+        source["role"] = "clean" if i >= len(files) else "as-is"
+    return described
+
+
+def _fit_frames(described: list[dict], picks: list[tuple[int, int]], size: tuple[int, int], fit: str,
+                rng: np.random.Generator, synthetic_rain: str | None,
+                seed: int) -> tuple[np.ndarray, list[dict], int]:
+    """Decode the picked frames, fit each to ``size`` and render rain on the clean ones: float32
+    [N, 3, H, W], one record per frame (source, frame, crop box, rain parameters), the rendered count."""
+    height, width = size
+    frames = np.empty((len(picks), 3, height, width), dtype=np.float32)
+    records = []
+    decoded = decode_picks(described, picks)
+    rendered = 0
+    for n, (i, k) in enumerate(picks):
+        frames[n], box = fit_frame(decoded[(i, k)], height, width, fit, rng)
+        record = {"source": i, "frame": k, **box}
+        if described[i]["role"] == "clean":
+            preset, ranges = preset_for(synthetic_rain, rendered)
+            frames[n], params = make_rainy(frames[n], (seed, n), ranges)
+            record["synthetic_rain"] = {"preset": preset, "params": params.as_dict()}
+            rendered += 1
+        records.append(record)
+    return frames, records, rendered
 
 
 def build_calibration(sources: list[str], output: str | os.PathLike, *, size: tuple[int, int],
@@ -147,41 +166,14 @@ def build_calibration(sources: list[str], output: str | os.PathLike, *, size: tu
         InputError: no source, an unreadable source (all of them are named), bad count/fit/preset,
             ``clean`` without ``synthetic_rain`` or the reverse, or ``output`` exists without ``force``.
     """
-    if count < 1:
-        raise InputError(f"--count {count}: need at least 1 frame")
-    if fit not in FITS:
-        raise InputError(f"--fit {fit}: choose one of {', '.join(FITS)}")
-    if synthetic_rain is not None and synthetic_rain not in SYNTHETIC_RAIN:
-        raise InputError(f"--synthetic-rain {synthetic_rain}: choose one of {', '.join(SYNTHETIC_RAIN)}")
-    if bool(clean) != (synthetic_rain is not None):
-        raise InputError("--synthetic-rain renders rain on the --clean frames: give both, or neither")
+    _check_build_options(count, fit, clean, synthetic_rain)
     output = check_output(output, kind="folder", force=force, option="--output")
-    files = expand_sources(list(sources)) if sources else []
-    clean_files = expand_sources(list(clean)) if clean else []
-    if not files and not clean_files:
-        raise InputError("no calibration source given")
-    described, errors = describe_sources(files + clean_files)
-    if errors:
-        raise InputError("unreadable calibration sources:\n  " + "\n  ".join(errors))
-    for i, source in enumerate(described):
-        source["role"] = "clean" if i >= len(files) else "as-is"
+    described = _described_sources(sources, clean)
     candidates = [(i, k) for i, src in enumerate(described) for k in range(src["frames"])]
     rng = np.random.default_rng(seed)
-    picks, warnings = _draw(candidates, count, fit, rng)
+    picks, warnings = draw_frames(candidates, count, fit, rng)
     height, width = size
-    frames = np.empty((len(picks), 3, height, width), dtype=np.float32)
-    records = []
-    decoded = _decode(described, picks)
-    rendered = 0
-    for n, (i, k) in enumerate(picks):
-        frames[n], box = fit_frame(decoded[(i, k)], height, width, fit, rng)
-        record = {"source": i, "frame": k, **box}
-        if described[i]["role"] == "clean":
-            preset, ranges = preset_for(synthetic_rain, rendered)
-            frames[n], params = make_rainy(frames[n], (seed, n), ranges)
-            record["synthetic_rain"] = {"preset": preset, "params": params.as_dict()}
-            rendered += 1
-        records.append(record)
+    frames, records, rendered = _fit_frames(described, picks, size, fit, rng, synthetic_rain, seed)
     if len(picks) < MIN_RECOMMENDED_FRAMES:
         warnings.append(f"only {len(picks)} calibration frames (fewer than {MIN_RECOMMENDED_FRAMES}): "
                         "activation ranges may not cover what the camera sees")

@@ -14,7 +14,7 @@ from PIL import Image
 from sapnet_export.errors import ImageError, InputError
 from sapnet_export.fileio import sha256_file
 from sapnet_export.data.images import IMAGE_SUFFIXES, natural_key, read_image
-from sapnet_export.data.video import VIDEO_SUFFIXES, count_frames, is_video
+from sapnet_export.data.video import VIDEO_SUFFIXES, count_frames, is_video, read_frames
 
 
 def expand_sources(sources: list[str]) -> list[Path]:
@@ -84,3 +84,34 @@ def describe_sources(files: list[Path]) -> tuple[list[dict], list[str]]:
         except (ImageError, OSError) as exc:
             errors.append(str(exc))
     return sources, errors
+
+
+def draw_frames(candidates: list[tuple[int, int]], count: int, fit: str,
+                rng: np.random.Generator) -> tuple[list[tuple[int, int]], list[str]]:
+    """``count`` (source, frame) picks in source order, reusing candidates (new crops) when more are
+    asked than there are with ``fit="crop"``; the warnings say when they were reused or capped."""
+    if count <= len(candidates):
+        return [candidates[j] for j in sorted(rng.choice(len(candidates), count, replace=False))], []
+    if fit == "crop":
+        cycles, rest = divmod(count, len(candidates))
+        extra = sorted(rng.choice(len(candidates), rest, replace=False)) if rest else []
+        return sorted(candidates * cycles + [candidates[j] for j in extra]), [
+            f"{count} frames from {len(candidates)} source frames: each is used up to "
+            f"{cycles + (1 if rest else 0)} times, with different crops"]
+    return candidates, [f"--count {count} capped to the {len(candidates)} source frames "
+                        "(--fit resize gives one frame per source frame)"]
+
+
+def decode_picks(described: list[dict], picks: list[tuple[int, int]]) -> dict[tuple[int, int], np.ndarray]:
+    """Decode every picked frame once (videos in one pass per file)."""
+    by_source: dict[int, list[int]] = {}
+    for i, k in picks:
+        by_source.setdefault(i, []).append(k)
+    decoded: dict[tuple[int, int], np.ndarray] = {}
+    for i, ks in by_source.items():
+        path = Path(described[i]["path"])
+        if described[i]["kind"] == "video":
+            decoded.update({(i, k): f for k, f in read_frames(path, ks).items()})
+        else:
+            decoded[(i, 0)] = read_image(path)
+    return decoded
