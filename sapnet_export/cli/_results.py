@@ -52,18 +52,19 @@ def progress() -> Progress:
 
 
 def run(reference, weights_sha256: str, targets: list, items: list, *, data: Path, gt: Path | None,  # noqa: ANN001
-        min_psnr: float | None, max_quality_drop: float, sizes: str | None, runs: int,
-        duration: float | None, unmatched: dict):
-    """:func:`sapnet_export.verify.parity.run_verification` with a progress bar and a line per latency."""
+        checks, unmatched: dict):  # noqa: ANN001 - options.VerificationArgs
+    """:func:`sapnet_export.verify.parity.run_verification` with the ``checks`` options, a progress bar
+    and a line per latency."""
     from sapnet_export.shapes import parse_sizes
     from sapnet_export.verify.parity import run_verification
 
-    parsed = parse_sizes(sizes) if sizes else None
+    parsed = parse_sizes(checks.sizes) if checks.sizes else None
     with progress() as bar:
         task = bar.add_task("evaluating", total=len(items))
         return run_verification(
-            reference, weights_sha256, targets, items, data=data, gt=gt, min_psnr_db=min_psnr,
-            max_quality_drop_db=max_quality_drop, sizes=parsed, runs=runs, duration_s=duration,
+            reference, weights_sha256, targets, items, data=data, gt=gt, min_psnr_db=checks.min_psnr,
+            max_quality_drop_db=checks.max_quality_drop, sizes=parsed, runs=checks.runs,
+            duration_s=checks.duration,
             unmatched=unmatched, on_image=lambda i, name: bar.update(task, completed=i,
                                                                      description=Path(name).name),
             on_latency=lambda name, lat: err_console.print(

@@ -32,6 +32,7 @@ def parse_stage_list(text: str) -> list[int]:
 
 
 @app.command("bench")
+@opts.verification_options
 def bench_command(
     data: opts.DataOpt,
     gt: opts.GtOpt = None,
@@ -48,14 +49,7 @@ def bench_command(
     workdir: Annotated[Path, typer.Option(
         "--workdir", help="Where the ONNX files and engines are made (replaced each run).")] = Path("engines/bench"),
     log: Annotated[Path, typer.Option("--log", help="Append a JSON line per run here.")] = Path("engines/bench.log"),
-    min_psnr: opts.MinPsnrOpt = None,
-    max_quality_drop: opts.MaxDropOpt = 0.5,
-    json_path: opts.JsonOpt = None,
-    report: opts.ReportOpt = None,
-    sizes: opts.SizesOpt = None,
-    runs: opts.RunsOpt = 20,
-    duration: opts.DurationOpt = None,
-    limit: opts.LimitOpt = None,
+    checks: opts.VerificationArgs = opts.VerificationArgs(),
 ) -> None:
     """Make each format from the weights (ONNX fp32/fp16/int8, engines on a GPU), verify it against
     PyTorch fp32 on --data (fidelity; quality with --gt), time it, and print one row per format. Exit 0
@@ -67,13 +61,14 @@ def bench_command(
     from sapnet_export.fileio import check_output
 
     sweep = parse_stage_list(stages) if stages else [None]
+    json_path, report = checks.json_path, checks.report
     shared.check_outputs(json_path, report, several=len(sweep) > 1)
     check_output(workdir, kind="folder", option="--workdir")
     check_output(log, option="--log")
     gpu = current_gpu() is not None
     names = parse_formats(formats, gpu=gpu)
     calibration = load_calibration_warning_if_stale(calib) if calib is not None else None
-    items, unmatched = shared.discover_with_ground_truth(data, gt, limit)
+    items, unmatched = shared.discover_with_ground_truth(data, gt, checks.limit)
     check_held_out(items, calibration)
     model, info = load_weights(weights)
     if sweep[-1] is not None and sweep[-1] > model.stages:
@@ -84,8 +79,7 @@ def bench_command(
                     workdir=workdir / f"k{k}" if several else workdir,
                     json_path=json_path / f"k{k}.json" if several and json_path else json_path,
                     report=report / f"k{k}" if several and report else report, log=log,
-                    options=dict(data=data, gt=gt, min_psnr=min_psnr, max_quality_drop=max_quality_drop,
-                                 sizes=sizes, runs=runs, duration=duration))
+                    options=dict(data=data, gt=gt, checks=checks))
 
 
 def _bench_once(model, info, stages, names, calibration, items, unmatched, *, gpu, workdir,  # noqa: ANN001

@@ -21,7 +21,11 @@ declared range, so new options must say what they accept.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
+import typing
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -211,3 +215,41 @@ def int8_options(calib: Path | None, *, method: str, keep_fp32: list[str] | None
         return None
     return Int8Options(calibration=load_calibration_warning_if_stale(calib), profile=profile, method=method,
                        keep_fp32=tuple(keep_fp32 or ()))
+
+
+@dataclass(frozen=True)
+class VerificationArgs:
+    """The verification options of ``verify`` and ``bench``, gathered by :func:`verification_options`
+    (the library's names: :func:`sapnet_export.verify.parity.run_verification`)."""
+
+    min_psnr: MinPsnrOpt = None
+    max_quality_drop: MaxDropOpt = 0.5
+    json_path: JsonOpt = None
+    report: ReportOpt = None
+    sizes: SizesOpt = None
+    runs: RunsOpt = 20
+    duration: DurationOpt = None
+    limit: LimitOpt = None
+
+
+def verification_options(command):  # noqa: ANN001, ANN201 - a Typer command function
+    """Give ``command`` the verification options where its parameter ``checks`` stands, declared once
+    (the fields of :class:`VerificationArgs`: their options, help, ranges and defaults), and call it
+    with them gathered into ``checks``."""
+    signature = inspect.signature(command, eval_str=True)
+    types = typing.get_type_hints(VerificationArgs, include_extras=True)
+    group = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=types[f.name])
+             for f in fields(VerificationArgs)]
+    params = []
+    for param in signature.parameters.values():
+        params += group if param.name == "checks" else [param.replace(kind=inspect.Parameter.KEYWORD_ONLY)]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs):  # noqa: ANN003, ANN202 - click passes every option by name
+        checks = VerificationArgs(**{f.name: kwargs.pop(f.name) for f in fields(VerificationArgs)})
+        return command(checks=checks, **kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=params)
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    del wrapper.__wrapped__  # Typer must read the new signature, not the command's
+    return wrapper

@@ -12,6 +12,7 @@ from ._app import ForceBf16Opt, PrecisionOpt, StagesOpt, WeightsOpt, app, consol
 
 
 @app.command("verify")
+@opts.verification_options
 def verify_command(
     targets: Annotated[list[str], typer.Argument(
         help="What to verify: ONNX files (any precision), engines (.engine), 'torch', or a served "
@@ -20,14 +21,7 @@ def verify_command(
     gt: opts.GtOpt = None,
     weights: WeightsOpt = "default",
     stages: StagesOpt = None,
-    min_psnr: opts.MinPsnrOpt = None,
-    max_quality_drop: opts.MaxDropOpt = 0.5,
-    json_path: opts.JsonOpt = None,
-    report: opts.ReportOpt = None,
-    sizes: opts.SizesOpt = None,
-    runs: opts.RunsOpt = 20,
-    duration: opts.DurationOpt = None,
-    limit: opts.LimitOpt = None,
+    checks: opts.VerificationArgs = opts.VerificationArgs(),
     device: Annotated[Optional[str], typer.Option(
         "--device", help="Device of ONNX targets and the torch target: cpu (default) or cuda; "
         "gpu, npu or auto with --backend openvino.")] = None,
@@ -43,8 +37,8 @@ def verify_command(
     from sapnet_export.verify.parity import open_target
     from sapnet_export.model.checkpoints import load_weights
 
-    shared.check_outputs(json_path, report)
-    items, unmatched = shared.discover_with_ground_truth(data, gt, limit)
+    shared.check_outputs(checks.json_path, checks.report)
+    items, unmatched = shared.discover_with_ground_truth(data, gt, checks.limit)
     model, info = load_weights(weights)
     reference = TorchRunner(model, info, stages=stages, device="cpu")
     opened = [open_target(spec, weights=weights, stages=stages, device=device, onnx_backend=backend,
@@ -52,10 +46,10 @@ def verify_command(
     console.print(f"reference: torch fp32 on the CPU, {info.name} (sha256 {info.sha256[:12]}), "
                   f"{reference.info.stages} stages; {len(items)} images; targets: "
                   + ", ".join(t.name for t in opened))
-    verification = shared.run(reference, info.sha256, opened, items, data=data, gt=gt,
-                              min_psnr=min_psnr, max_quality_drop=max_quality_drop, sizes=sizes,
-                              runs=runs, duration=duration, unmatched=unmatched)
-    shared.finish(verification, f"verify against torch fp32 ({len(items)} images)", json_path, report)
+    verification = shared.run(reference, info.sha256, opened, items, data=data, gt=gt, checks=checks,
+                              unmatched=unmatched)
+    shared.finish(verification, f"verify against torch fp32 ({len(items)} images)", checks.json_path,
+                  checks.report)
     failed = [t for t in verification.targets if t.status != "ok"]
     if failed:
         raise CheckFailed("; ".join(f"{t.name}: {t.status}: {t.reason}" for t in failed))
