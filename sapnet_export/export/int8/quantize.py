@@ -19,22 +19,17 @@ Three QDQ profiles (docs/design.md section 3):
 - ``openvino``: NNCF's ``nncf.quantize`` instead of ONNX Runtime's quantizer (its own statistics and
   bias correction), checked with OpenVINO (:mod:`sapnet_export.export.int8.nncf_quantize`).
 
-Groups: the network's nodes are grouped by the module they come from (docs/design.md section 2; weights
-are shared by the stages, so a group spans all stages): ``conv0``, the four gates ``conv_i``,
-``conv_f``, ``conv_g``, ``conv_o``, ``lstm_cell`` (the element-wise cell update), ``res_conv1`` ..
-``res_conv5`` (with their residual Add and ReLU) and the output ``conv`` (with its ``+ input``).
+The groups a quantization includes or leaves in float (``conv0`` .. ``conv``) are defined in
+:mod:`sapnet_export.export.int8.groups` (their names are importable from here too).
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
-import fnmatch
 import io
 import logging
 import os
-import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +38,10 @@ import onnx
 
 from sapnet_export.errors import InputError
 from sapnet_export.model.onnx_meta import INPUT_NAME, POOL_WEIGHTS_NAME, whole_frame_pool_weights
+from .groups import GROUPS, conv_macs, int8_conv_nodes, node_groups, select_nodes
+
+__all__ = ["CALIB_METHODS", "DEFAULT_CALIB_METHOD", "GROUPS", "QDQ_PROFILES", "QdqProfile", "check_int8_options",
+           "conv_macs", "int8_conv_nodes", "node_groups", "profile_runner", "quantize_int8", "select_nodes"]
 
 
 @dataclass(frozen=True)
@@ -88,93 +87,6 @@ CALIB_METHODS = ("minmax", "entropy", "percentile")
 #: The default: the method that measured best for SAPNet, in fidelity and in Y-PSNR against ground
 #: truth (the figures: docs/commands.md, ``onnx --calib-method``; docs/measurements.md).
 DEFAULT_CALIB_METHOD = "percentile"
-#: Group names in network order.
-GROUPS = ("conv0", "conv_i", "conv_f", "conv_g", "conv_o", "lstm_cell", "res_conv1", "res_conv2",
-          "res_conv3", "res_conv4", "res_conv5", "conv")
-_SCOPE = re.compile(r"^/model/(conv0|conv_[ifgo]|res_conv[1-5]|conv)/")
-
-
-def node_groups(model: onnx.ModelProto) -> dict[str, str]:
-    """Map every node name of an exported fp32 graph to its group (:data:`GROUPS`).
-
-    Nodes inside a module's scope (``/model/res_conv3/...``) take that module. Unscoped nodes follow
-    the data: a Concat belongs to the group that consumes it (``conv0``, or ``lstm_cell`` for the one
-    feeding the gates), a node fed by a residual block or by the output conv belongs to it (the
-    residual ``Add``/``Relu``, the ``+ input``), anything else is the ``lstm_cell``.
-    """
-    groups: dict[str, str] = {}
-    producer = {out: node for node in model.graph.node for out in node.output}
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in model.graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-    for node in model.graph.node:  # topological order: producers are grouped first
-        match = _SCOPE.match(node.name)
-        if match:
-            groups[node.name] = match.group(1)
-            continue
-        fed_by = [groups.get(producer[i].name) for i in node.input if i in producer]
-        if node.op_type == "Concat":
-            users = {(_SCOPE.match(c.name) or [None, None])[1] for c in consumers.get(node.output[0], [])}
-            groups[node.name] = "conv0" if users == {"conv0"} else "lstm_cell"
-        elif any(g is not None and (g.startswith("res_conv") or g == "conv") for g in fed_by):
-            groups[node.name] = next(g for g in fed_by if g and (g.startswith("res_conv") or g == "conv"))
-        else:
-            groups[node.name] = "lstm_cell"
-    return groups
-
-
-def select_nodes(model: onnx.ModelProto, patterns: Iterable[str]) -> list[str]:
-    """Names of the nodes matched by ``patterns``: a group name (:data:`GROUPS`) selects its nodes, any
-    other pattern is an ``fnmatch`` glob on node names (e.g. ``/model/res_conv5/*``).
-
-    Raises:
-        InputError: a pattern matches no node (the message lists the groups).
-    """
-    groups = node_groups(model)
-    chosen: list[str] = []
-    for pattern in patterns:
-        hits = ([n for n, g in groups.items() if g == pattern] if pattern in GROUPS
-                else [n for n in groups if fnmatch.fnmatchcase(n, pattern)])
-        if not hits:
-            raise InputError(f"--keep-fp32 {pattern!r} matches no node; use a group "
-                             f"({', '.join(GROUPS)}) or a glob on node names like '/model/res_conv5/*'")
-        chosen.extend(h for h in hits if h not in chosen)
-    return chosen
-
-
-def conv_macs(model: onnx.ModelProto, height: int = 64, width: int = 64) -> dict[str, int]:
-    """Multiply-accumulates of every Conv node for one [1, 3, height, width] input.
-
-    MACs = output elements x (input channels / group) x kernel height x kernel width, with output
-    shapes from ONNX shape inference of the graph with its input fixed to that size.
-    """
-    fixed = copy.deepcopy(model)
-    for graph_input in fixed.graph.input:  # rainy [1, 3, H, W]; pool_weights [1, 1, H, W] if present
-        dims = graph_input.type.tensor_type.shape.dim
-        for dim, value in zip(dims, (1, 3 if graph_input.name == INPUT_NAME else 1, height, width)):
-            dim.ClearField("dim_param")
-            dim.dim_value = value
-    del fixed.graph.value_info[:]
-    for output in fixed.graph.output:
-        output.type.tensor_type.ClearField("shape")
-    inferred = onnx.shape_inference.infer_shapes(fixed)
-    # The batch dimension of the recurrent state is not propagated through Shape/ConstantOfShape; count
-    # per frame (N = 1) and require the other dimensions to be known.
-    shapes = {v.name: [1] + [d.dim_value for d in v.type.tensor_type.shape.dim][1:]
-              for v in (*inferred.graph.value_info, *inferred.graph.output)}
-    weights = {init.name: list(init.dims) for init in model.graph.initializer}
-    macs = {}
-    for node in model.graph.node:
-        if node.op_type == "Conv":
-            _, cin_per_group, kh, kw = weights[node.input[1]]
-            shape = shapes.get(node.output[0], [0])
-            if len(shape) != 4 or 0 in shape:
-                raise ValueError(f"{node.name}: output shape not inferred ({shape})")
-            macs[node.name] = int(np.prod(shape)) * cin_per_group * kh * kw
-    return macs
-
-
 class _FramesReader:
     """``CalibrationDataReader`` protocol: yields ``{"rainy": float32 [1, 3, H, W]}`` one frame at a time,
     within the range last given to :meth:`set_range` (ONNX Runtime's strided calibration). For a
@@ -282,27 +194,6 @@ def quantize_int8(fp32_path: str | os.PathLike, output: str | os.PathLike, *, pr
                            # so memory holds one frame's calibrated tensors, not the whole set's.
                            "CalibStridedMinMax": 1})
     return onnx.load(str(output))
-
-
-def int8_conv_nodes(quantized: onnx.ModelProto) -> set[str]:
-    """Conv nodes of a QDQ graph whose activation and weight both come from DequantizeLinear, the
-    activation possibly through a Concat of DequantizeLinear outputs and constants (NNCF quantizes
-    the inputs of a Concat, not its output; the stage-1 LSTM state is a ConstantOfShape of zeros)."""
-    producer = {out: node for node in quantized.graph.node for out in node.output}
-
-    def dequantized(name: str, through_concat: bool) -> bool:
-        node = producer.get(name)
-        if node is None:
-            return False
-        if node.op_type == "DequantizeLinear":
-            return True
-        if through_concat and node.op_type == "Concat":
-            return all(dequantized(i, False) or getattr(producer.get(i), "op_type", "") == "ConstantOfShape"
-                       for i in node.input)
-        return False
-
-    return {node.name for node in quantized.graph.node if node.op_type == "Conv"
-            and dequantized(node.input[0], True) and dequantized(node.input[1], False)}
 
 
 def profile_runner(profile: str | None, path: str | os.PathLike):  # noqa: ANN201 - Runner
