@@ -81,7 +81,6 @@ def run_command(
 ) -> None:
     """Derain a video, camera or stream frame by frame: decoding, inference and encoding overlap;
     prints live fps and latency, then frames, failed and dropped frames, latency p50/p99 and fps."""
-    from sapnet_export.run.pipeline import run_stream
     from sapnet_export.runners import create_runner
     from sapnet_export.data.stream import open_sink, open_source
 
@@ -126,22 +125,28 @@ def run_command(
                       + (f", tiles {tile_size[0]}x{tile_size[1]} overlap {overlap}" if tile_size else ""))
         plan = plan_tiles(*src.size, tile_size, runner.max_frame, overlap) if src.size else None
         _say_tiling(plan, tile_size, runner)
-        with Progress(TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console,
-                      transient=True) as progress:
-            task = progress.add_task("starting")
-
-            def on_frame(stats) -> None:  # noqa: ANN001 - StreamStats
-                progress.update(task, description=(
-                    f"frames {stats.frames_written}  fps {stats.fps:.2f}  latency last "
-                    f"{stats.latencies_s[-1] * 1e3:.0f} ms  failed {stats.failed}  dropped {stats.dropped}"))
-
-            stats = run_stream(src, runner, sink, tile=tile_size, overlap=overlap, plan=plan,
-                               on_frame=on_frame, max_frames=max_frames)
+        stats = _stream(src, runner, sink, tile=tile_size, overlap=overlap, plan=plan, max_frames=max_frames)
     finally:
         src.close()
     _print_summary(stats, info, sink)
     if stats.interrupted:
         raise typer.Exit(130)
+
+
+def _stream(src, runner, sink, **options):  # noqa: ANN001, ANN003, ANN202 - run_stream's arguments
+    """:func:`sapnet_export.run.pipeline.run_stream` with a live status line (frames, fps, latency)."""
+    from sapnet_export.run.pipeline import run_stream
+
+    with Progress(TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console,
+                  transient=True) as progress:
+        task = progress.add_task("starting")
+
+        def on_frame(stats) -> None:  # noqa: ANN001 - StreamStats
+            progress.update(task, description=(
+                f"frames {stats.frames_written}  fps {stats.fps:.2f}  latency last "
+                f"{stats.latencies_s[-1] * 1e3:.0f} ms  failed {stats.failed}  dropped {stats.dropped}"))
+
+        return run_stream(src, runner, sink, on_frame=on_frame, **options)
 
 
 def _print_summary(stats, info, sink) -> None:  # noqa: ANN001 - StreamStats, RunnerInfo, FrameSink

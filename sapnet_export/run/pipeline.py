@@ -184,11 +184,15 @@ def run_stream(source: FrameSource, runner: Runner, sink: FrameSink, *,
         raise
     outputs.put(_END)
     writer.join()
+    return _finish(sink, stats, start, reader_errors + writer_errors)
+
+
+def _finish(sink: FrameSink, stats: StreamStats, start: float, errors: list[BaseException]) -> StreamStats:
+    """Close the sink, or abort it and raise the first error of the reader or the writer."""
     stats.wall_s = time.perf_counter() - start
-    error = (reader_errors or writer_errors or [None])[0]
-    if error is not None:
+    if errors:
         sink.abort()
-        raise error
+        raise errors[0]
     sink.close()
     return stats
 
