@@ -19,6 +19,10 @@ PROVIDERS = {
     "tensorrt": "TensorrtExecutionProvider",
 }
 
+#: ``optimization`` names -> ``onnxruntime.GraphOptimizationLevel`` members.
+OPTIMIZATION_LEVELS = {"all": "ORT_ENABLE_ALL", "extended": "ORT_ENABLE_EXTENDED",
+                       "layout": "ORT_ENABLE_LAYOUT", "basic": "ORT_ENABLE_BASIC", "none": "ORT_DISABLE_ALL"}
+
 
 def onnxruntime_distribution() -> tuple[str, str]:
     """Return ``(distribution, version)`` of the installed ONNX Runtime wheel.
@@ -54,6 +58,11 @@ class OnnxRuntimeRunner(OnnxFileRunner):
             :mod:`sapnet_export.model.onnx_meta`).
         device: ``cpu``, ``cuda`` or ``tensorrt`` (:data:`PROVIDERS`).
         threads: intra-op threads of the CPU provider; None lets ONNX Runtime use every core.
+        optimization: graph optimization level, a key of :data:`OPTIMIZATION_LEVELS` (default
+            ``all``, ONNX Runtime's own: with the x86 NCHWc layout transformations).
+        session_config: ``SessionOptions.add_session_config_entry`` entries (ONNX Runtime's
+            ``onnxruntime_session_options_config_keys.h``), e.g. ``session.intra_op.allow_spinning``;
+            recorded in :attr:`RunnerInfo.settings <sapnet_export.runners.base.RunnerInfo>`.
 
     Raises:
         InputError: the file is missing or not a SAPNet export (names differ), the provider is not in
@@ -63,7 +72,8 @@ class OnnxRuntimeRunner(OnnxFileRunner):
 
     backend = "onnxruntime"
 
-    def __init__(self, path: str | os.PathLike, device: str = "cpu", threads: int | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, device: str = "cpu", threads: int | None = None,
+                 optimization: str = "all", session_config: dict[str, str] | None = None) -> None:
         import onnxruntime as ort
 
         dist, version = onnxruntime_distribution()
@@ -78,6 +88,11 @@ class OnnxRuntimeRunner(OnnxFileRunner):
         if threads:
             options.intra_op_num_threads = threads
         options.log_severity_level = 3
+        if optimization not in OPTIMIZATION_LEVELS:
+            raise InputError(f"graph optimization {optimization!r}: choose one of {', '.join(OPTIMIZATION_LEVELS)}")
+        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPTIMIZATION_LEVELS[optimization])
+        for key, value in (session_config or {}).items():
+            options.add_session_config_entry(key, str(value))
         self.session = ort.InferenceSession(str(path), sess_options=options, providers=[provider])
         if self.session.get_providers()[0] != provider:
             raise InputError(f"{path}: ONNX Runtime could not start {provider} (it offered "
@@ -85,7 +100,8 @@ class OnnxRuntimeRunner(OnnxFileRunner):
         self.info = RunnerInfo(
             backend="onnxruntime", precision=graph_precision(proto), device=device,
             model=str(path), stages=self.stages or 0, threads=threads or os.cpu_count(),
-            versions={dist: version})
+            versions={dist: version},
+            settings={"graph_optimization": optimization, **(session_config or {})})
 
     def _infer(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         (out,) = self.session.run([OUTPUT_NAME], feeds)

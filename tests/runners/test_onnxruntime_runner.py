@@ -98,3 +98,15 @@ def test_shared_pooling_export_runs_whole_frames_and_tile_batches(tiny_checkpoin
         plain.run_tiles(tiles, weights)
     with pytest.raises(InputError, match=r"pool weights must be float32 \[4, 1, 20, 28\]"):
         shared.run_tiles(tiles, weights[:, :, :10])
+
+
+def test_session_options_are_applied_and_recorded(tiny_onnx):
+    x = np.random.default_rng(0).random((1, 3, 16, 20), dtype=np.float32)
+    default = OnnxRuntimeRunner(tiny_onnx)
+    tuned = OnnxRuntimeRunner(tiny_onnx, optimization="extended",
+                              session_config={"session.intra_op.allow_spinning": "0"})
+    assert default.info.settings == {"graph_optimization": "all"}
+    assert tuned.info.settings == {"graph_optimization": "extended", "session.intra_op.allow_spinning": "0"}
+    np.testing.assert_allclose(tuned.run(x), default.run(x), atol=1e-5)
+    with pytest.raises(InputError, match="graph optimization 'fastest': choose one of all, extended"):
+        OnnxRuntimeRunner(tiny_onnx, optimization="fastest")

@@ -74,9 +74,9 @@ QDQ_PROFILES = {
                       ("Conv", "Add", "Mul", "Sigmoid", "GlobalAveragePool", "Concat", "Relu"),
                       "u8s8: uint8 asymmetric activations, int8 symmetric per-channel weights, "
                       "float bias; Conv and element-wise ops"),
-    "openvino": QdqProfile("openvino", "int8", "int8", True,
+    "openvino": QdqProfile("openvino", "uint8", "int8", False,
                            ("Conv", "Add", "Mul", "Sigmoid", "GlobalAveragePool", "Concat", "Relu"),
-                           "NNCF nncf.quantize (preset performance): int8 symmetric activations, int8 "
+                           "NNCF nncf.quantize (preset mixed): uint8 asymmetric activations, int8 "
                            "symmetric per-channel weights, fast bias correction; QDQ placed for OpenVINO",
                            backend="openvino"),
 }
