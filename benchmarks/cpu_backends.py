@@ -40,7 +40,7 @@ from sapnet_export.data.pairs import pair_ground_truth
 from sapnet_export.export.int8.quantize import conv_macs
 from sapnet_export.machine import cpu_features
 from sapnet_export.measure.fidelity import fidelity
-from sapnet_export.measure.latency import parse_sizes
+from sapnet_export.shapes import parse_sizes
 from sapnet_export.measure.quality import quality
 from sapnet_export.model.checkpoints import load_weights
 from sapnet_export.runners.onnxruntime_runner import OnnxRuntimeRunner
