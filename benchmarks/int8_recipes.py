@@ -48,13 +48,43 @@ def score(results) -> dict:  # noqa: ANN001 - list[ImageResult]
             "y_psnr_change_mean_db": statistics.fmean(delta), "y_psnr_change_worst_db": min(delta)}
 
 
+def cached_references(reference, items, gt: Path, folder: Path, weights_sha: str) -> list:  # noqa: ANN001
+    """:func:`prepare_held_out`, with each PyTorch output kept in ``folder`` (keyed by the weights'
+    and the image's sha256) so that later runs skip the reference (the slowest part on 2 cores)."""
+    import numpy as np
+
+    from sapnet_export.fileio import sha256_file
+    from sapnet_export.runners.base import Runner
+
+    class Cached(Runner):  # replays a stored reference output for one image
+        def __init__(self, output) -> None:  # noqa: ANN001
+            self.output, self.info = output, reference.info
+
+        def _run(self, batch):  # noqa: ANN001, ANN202
+            return self.output
+
+    folder.mkdir(parents=True, exist_ok=True)
+    held = []
+    for path, relative in items:
+        stored = folder / f"{weights_sha[:12]}-{sha256_file(path)[:16]}.npy"
+        if stored.is_file():
+            item = prepare_held_out(Cached(np.load(stored)), [(path, relative)], gt)[0]
+        else:
+            item = prepare_held_out(reference, [(path, relative)], gt)[0]
+            np.save(stored, item.reference)
+        held.append(item)
+    return held
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", default="official")
     parser.add_argument("--calib", action="append", required=True, type=Path)
     parser.add_argument("--methods", default="percentile")
     parser.add_argument("--profiles", default="tensorrt")
-    parser.add_argument("--keep-fp32", action="append", default=[])
+    parser.add_argument("--keep-fp32", action="append", default=[],
+                        help="groups kept in float, comma-separated; repeat for several variants of "
+                        "each calibration ('none': full INT8)")
     parser.add_argument("--set", action="append", required=True, metavar="NAME=INPUT:GT")
     parser.add_argument("--limit", type=int, default=10)
     parser.add_argument("--work", type=Path, default=Path("/tmp/int8-recipes"))
@@ -68,10 +98,11 @@ def main() -> None:
         name, paths = spec.split("=", 1)
         data, gt = paths.split(":", 1)
         items = evenly_spaced(discover_images([Path(data)]), args.limit)
-        held[name] = prepare_held_out(reference, items, Path(gt))
+        held[name] = cached_references(reference, items, Path(gt), args.work / "references",
+                                       info.sha256)
         print(f"{name}: {len(items)} images from {data}", flush=True)
     proto = to_onnx_proto(model, stages, DEFAULT_OPSET, None)
-    keep = select_nodes(proto, args.keep_fp32) if args.keep_fp32 else []
+    variants = [[] if v == "none" else v.split(",") for v in (args.keep_fp32 or ["none"])]
     everything = [item for items in held.values() for item in items]
     print(machine(), flush=True)
     for calib_path in args.calib:
@@ -79,21 +110,24 @@ def main() -> None:
         for profile in args.profiles.split(","):
             for method in args.methods.split(","):
                 work = args.work / f"{calib_path.name}-{profile}-{method}"
-                start = time.perf_counter()
-                session = Int8Session(proto, calibration.frames, everything, profile=profile,
-                                      calib_method=method, keep_fp32=keep, workdir=work)
-                path, _, share = session.quantize(session.quantizable_groups)
-                runner = OnnxRuntimeRunner(path, device="cpu")
-                row = {"calibration": str(calib_path), "frames": int(calibration.frames.shape[0]),
-                       "synthetic_rain": calibration.manifest.get("synthetic_rain", {}).get("preset"),
-                       "profile": profile, "method": method, "keep_fp32": args.keep_fp32,
-                       "int8_mac_share": share, "weights": info.name,
-                       "sets": {name: score(evaluate(runner, items)) for name, items in held.items()},
-                       "seconds": time.perf_counter() - start}
-                print(json.dumps(row), flush=True)
-                if args.json:
-                    with args.json.open("a") as out:
-                        out.write(json.dumps(row) + "\n")
+                for groups in variants:
+                    start = time.perf_counter()
+                    keep = select_nodes(proto, groups) if groups else []
+                    session = Int8Session(proto, calibration.frames, everything, profile=profile,
+                                          calib_method=method, keep_fp32=keep, workdir=work)
+                    path, _, share = session.quantize(session.quantizable_groups)
+                    runner = OnnxRuntimeRunner(path, device="cpu")
+                    synthetic = calibration.manifest.get("synthetic_rain") or {}
+                    row = {"calibration": str(calib_path), "frames": int(calibration.frames.shape[0]),
+                           "synthetic_rain": synthetic.get("preset"), "profile": profile,
+                           "method": method, "keep_float": groups, "int8_mac_share": share,
+                           "weights": info.name,
+                           "sets": {name: score(evaluate(runner, items)) for name, items in held.items()},
+                           "seconds": time.perf_counter() - start}
+                    print(json.dumps(row), flush=True)
+                    if args.json:
+                        with args.json.open("a") as out:
+                            out.write(json.dumps(row) + "\n")
 
 
 if __name__ == "__main__":

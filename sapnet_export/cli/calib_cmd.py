@@ -9,11 +9,15 @@ import typer
 from rich.table import Table
 
 from sapnet_export.errors import CheckFailed
-from ._app import SapnetGroup, app, console, err_console
+from ._app import SapnetGroup, WeightsOpt, app, console, err_console, print_coverage
 
 calib_app = typer.Typer(cls=SapnetGroup, no_args_is_help=True,
                         help="Calibration sets for INT8: build one from images/videos, or check one.")
 app.add_typer(calib_app, name="calib")
+#: Defaults of ``calib show --coverage``, literal so the CLI imports no ONNX at start-up; a test keeps
+#: them equal to export.int8.coverage.DEFAULT_MARGIN and export.int8.quantize.DEFAULT_CALIB_METHOD.
+DEFAULT_MARGIN = 0.25
+DEFAULT_CALIB_METHOD = "percentile"
 
 
 @calib_app.command("build")
@@ -59,11 +63,30 @@ def build_command(
 @calib_app.command("show")
 def show_command(
     path: Annotated[Path, typer.Argument(help="A calibration set folder.")],
+    coverage: Annotated[Optional[list[Path]], typer.Option(
+        "--coverage", help="Images or folders (the camera's frames, held-out images): compare their "
+        "activation ranges with the set's calibrated ones, per tensor and stage, and warn where they "
+        "exceed them by more than --margin. Repeatable.")] = None,
+    weights: WeightsOpt = "default",
+    qdq_profile: Annotated[str, typer.Option("--qdq-profile", help="tensorrt | cpu (with --coverage).")
+                           ] = "tensorrt",
+    calib_method: Annotated[str, typer.Option(
+        "--calib-method", help="Calibration method whose ranges are compared (with --coverage).")
+                            ] = DEFAULT_CALIB_METHOD,
+    margin: Annotated[float, typer.Option(
+        "--margin", min=0.0, help="Warn when values go beyond a calibrated range by more than this "
+        "share of its width.")] = DEFAULT_MARGIN,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many --coverage images, "
+                                       "evenly spaced.")] = 8,
 ) -> None:
     """Describe a calibration set and check it: frames against the manifest (exit 2 if altered),
-    sources against their sha256 (exit 1 if stale)."""
+    sources against their sha256 (exit 1 if stale). With --coverage, calibrate the network on it
+    and say how the ranges of the given frames compare (a warning when they exceed them)."""
     from sapnet_export.export.int8.calibration import load_calibration
+    from sapnet_export.export.int8.quantize import check_int8_options
 
+    if coverage:
+        check_int8_options(qdq_profile, calib_method)
     result = load_calibration(path)
     manifest = result.manifest
     table = Table(title=f"calibration set {path}", show_header=False)
@@ -84,6 +107,8 @@ def show_command(
                        ("sources match", "yes" if not result.stale else f"no ({len(result.stale)} stale)")):
         table.add_row(key, value)
     console.print(table)
+    if coverage:
+        _show_coverage(result, coverage, weights, qdq_profile, calib_method, margin, limit)
     if result.stale:
         for line in result.stale:
             err_console.print(f"[yellow]stale:[/] {line}")
@@ -103,3 +128,35 @@ def _synthetic_text(manifest: dict) -> str:
             counts[frame["synthetic_rain"]["preset"]] = counts.get(frame["synthetic_rain"]["preset"], 0) + 1
     return f"{record['preset']}: " + ", ".join(f"{n} {name}" for name, n in counts.items()) + \
         f" of {manifest['count']} frames"
+
+
+def _show_coverage(calibration, images: list[Path], weights: str, profile: str, method: str,  # noqa: ANN001
+                   margin: float, limit: int) -> None:
+    """``calib show --coverage``: calibrate (ONNX Runtime, on the CPU) and compare, stage by stage."""
+    from sapnet_export.data.images import discover_images, evenly_spaced, read_image
+    from sapnet_export.export.int8.sensitivity import Int8Session
+    from sapnet_export.export.onnx_export import DEFAULT_OPSET, to_onnx_proto
+    from sapnet_export.model.checkpoints import load_weights
+
+    items = evenly_spaced(discover_images(images), limit)
+    model, info = load_weights(weights)
+    proto = to_onnx_proto(model, model.resolve_stages(None), DEFAULT_OPSET, None)
+    session = Int8Session(proto, calibration.frames, [], profile=profile, calib_method=method)
+    try:
+        with console.status(f"calibrating ({profile}, {method}) on {len(calibration.frames)} frames, "
+                            f"then measuring {len(items)} images..."):
+            result = session.coverage(frames=[read_image(p) for p, _ in items],
+                                      source=f"{len(items)} --coverage images", margin=margin)
+    finally:
+        session.close()
+    table = Table(title=f"calibration coverage: {info.name} weights, {profile} profile, {method}; "
+                        f"share of each calibrated range the images go beyond")
+    for column in ("stage", "tensors", "beyond margin", "largest excess", "worst tensor (group)"):
+        table.add_column(column, justify="left" if column.startswith("worst") else "right")
+    for stage, excess in result.by_stage().items():
+        rows = [t for t in result.tensors if t.stage == stage]
+        worst = max(rows, key=lambda t: t.excess)
+        table.add_row(str(stage), str(len(rows)), str(sum(t.excess > margin for t in rows)),
+                      f"{100 * excess:.0f}%", f"{worst.name} ({worst.group})")
+    console.print(table)
+    print_coverage({"int8": {"coverage": result.as_dict()}})

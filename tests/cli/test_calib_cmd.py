@@ -46,3 +46,33 @@ def test_calib_build_synthetic_rain_on_clean_frames(tmp_path):
     code, output = invoke("calib", "build", clean, "--synthetic-rain", "heavy", "-o", tmp_path / "x",
                           "--size", "16x24", "--count", "2")
     assert code == 2 and "--clean" in output and not (tmp_path / "x").exists()
+
+
+def test_calib_show_coverage_of_brighter_frames(tiny_checkpoint, tmp_path):
+    from sapnet_export.cli import calib_cmd
+    from sapnet_export.export.int8.coverage import DEFAULT_MARGIN
+    from sapnet_export.export.int8.quantize import DEFAULT_CALIB_METHOD
+
+    assert (calib_cmd.DEFAULT_MARGIN, calib_cmd.DEFAULT_CALIB_METHOD) == (DEFAULT_MARGIN, DEFAULT_CALIB_METHOD)
+    import numpy as np
+    from PIL import Image
+
+    dark, bright = tmp_path / "dark", tmp_path / "bright"
+    dark.mkdir()
+    bright.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 40, (20, 30, 3), dtype=np.uint8)).save(dark / f"{i}.png")
+        Image.fromarray(rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)).save(bright / f"{i}.png")
+    out = tmp_path / "calibration" / "dark"
+    assert invoke("calib", "build", dark, "-o", out, "--size", "16x24", "--count", "3")[0] == 0
+    code, output = invoke("calib", "show", out, "--coverage", bright, "--weights", tiny_checkpoint,
+                          "--calib-method", "minmax")
+    assert code == 0, output
+    assert "calibration coverage" in output and "stage" in output
+    assert "exceed their calibration range" in output  # bright frames, dark calibration
+    code, output = invoke("calib", "show", out, "--coverage", dark, "--weights", tiny_checkpoint,
+                          "--calib-method", "minmax")
+    assert code == 0 and "exceed their calibration range" not in output
+    code, output = invoke("calib", "show", out, "--coverage", bright, "--qdq-profile", "gpu")
+    assert code == 2 and "--qdq-profile gpu" in output
