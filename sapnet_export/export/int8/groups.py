@@ -27,6 +27,9 @@ GROUPS = ("conv0", "conv_i", "conv_f", "conv_g", "conv_o", "lstm_cell", "res_con
 _SCOPE = re.compile(r"^/model/(conv0|conv_[ifgo]|res_conv[1-5]|conv)/")
 
 
+#: ``--keep-fp32`` name of the CRA layers' attention paths (:func:`attention_nodes`).
+ATTENTION = "cra"
+
 def node_groups(model: onnx.ModelProto) -> dict[str, str]:
     """Map every node name of an exported fp32 graph to its group (:data:`GROUPS`).
 
@@ -57,9 +60,39 @@ def node_groups(model: onnx.ModelProto) -> dict[str, str]:
     return groups
 
 
+def attention_nodes(model: onnx.ModelProto) -> list[str]:
+    """Names of the nodes of every CRA layer's attention path: from its GlobalAveragePool through
+    ``conv_du``, ``conv_1_1``, their Add and the Sigmoid, up to (not including) the Mul that scales the
+    features (:class:`sapnet_export.model.network.CRALayer`).
+
+    They compute on [N, C, 1, 1] vectors, one per frame, so a calibration set of N frames gives each
+    of their tensors only N samples: measured on the published checkpoint with 20 real-rain frames,
+    the hidden ReLU of 9 ``conv_du`` paths was 0 on every calibration frame (a range of [0, 0]) yet
+    not on held-out frames, which INT8 then zeroes (docs/measurements.md, "INT8 in heavy rain"). They
+    hold 5e-8 of the network's Conv MACs, so keeping them float costs nothing measurable.
+    """
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    names: list[str] = []
+    for pool in (n for n in model.graph.node if n.op_type == "GlobalAveragePool"):
+        todo, seen = [pool], set()
+        while todo:
+            node = todo.pop()
+            if node.name in seen:
+                continue
+            seen.add(node.name)
+            names.append(node.name)
+            if node.op_type != "Sigmoid":  # the Sigmoid's consumer is the feature-scaling Mul
+                todo.extend(consumers.get(node.output[0], []))
+    return names
+
+
 def select_nodes(model: onnx.ModelProto, patterns: Iterable[str]) -> list[str]:
-    """Names of the nodes matched by ``patterns``: a group name (:data:`GROUPS`) selects its nodes, any
-    other pattern is an ``fnmatch`` glob on node names (e.g. ``/model/res_conv5/*``).
+    """Names of the nodes matched by ``patterns``: a group name (:data:`GROUPS`) selects its nodes,
+    ``cra`` the attention paths of every CRA layer (:func:`attention_nodes`), any other pattern is an
+    ``fnmatch`` glob on node names (e.g. ``/model/res_conv5/*``).
 
     Raises:
         InputError: a pattern matches no node (the message lists the groups).
@@ -68,10 +101,11 @@ def select_nodes(model: onnx.ModelProto, patterns: Iterable[str]) -> list[str]:
     chosen: list[str] = []
     for pattern in patterns:
         hits = ([n for n, g in groups.items() if g == pattern] if pattern in GROUPS
+                else attention_nodes(model) if pattern == ATTENTION
                 else [n for n in groups if fnmatch.fnmatchcase(n, pattern)])
         if not hits:
             raise InputError(f"--keep-fp32 {pattern!r} matches no node; use a group "
-                             f"({', '.join(GROUPS)}) or a glob on node names like '/model/res_conv5/*'")
+                             f"({', '.join(GROUPS)}), {ATTENTION} or a glob on node names like '/model/res_conv5/*'")
         chosen.extend(h for h in hits if h not in chosen)
     return chosen
 

@@ -4,6 +4,7 @@ import pytest
 
 from sapnet_export.errors import InputError
 from sapnet_export.export.onnx_export import to_onnx_proto
+from sapnet_export.export.int8.groups import attention_nodes
 from sapnet_export.export.int8.qdq_rules import tensorrt_qdq_violations
 from sapnet_export.export.int8.quantize import (GROUPS, conv_macs, int8_conv_nodes, node_groups, quantize_int8,
                                     select_nodes)
@@ -103,3 +104,20 @@ def test_bad_options(fp32, frames, tmp_path):
 def test_histogram_calibration_methods(fp32, frames, tmp_path, method):
     quantized = _quantize(fp32, frames, tmp_path, "tensorrt", calib_method=method)
     assert tensorrt_qdq_violations(quantized) == [] and int8_conv_nodes(quantized)
+
+
+def test_attention_nodes_are_each_cra_layers_vector_path(fp32):
+    names = set(attention_nodes(fp32))
+    nodes = {n.name: n for n in fp32.graph.node}
+    kinds = sorted({nodes[n].op_type for n in names})
+    assert kinds == ["Add", "Conv", "GlobalAveragePool", "Relu", "Sigmoid"]
+    pools = [n for n in fp32.graph.node if n.op_type == "GlobalAveragePool"]
+    assert len(pools) == 20  # 2 stages x 5 residual blocks x 2 CRA layers
+    assert sum(nodes[n].op_type == "Conv" for n in names) == 3 * len(pools)  # conv_du (2) and conv_1_1
+    # the path stops before the Mul that scales the features; the feature convs are not in it
+    assert not any(nodes[n].op_type == "Mul" for n in names)
+    assert all("/conv_du/" in n or "/conv_1_1" in n for n in names if nodes[n].op_type == "Conv")
+    assert set(select_nodes(fp32, ["cra"])) == names
+    macs = conv_macs(fp32, 32, 48)
+    share = sum(macs[n] for n in names if n in macs) / sum(macs.values())
+    assert 0 < share < 1e-4
