@@ -6,7 +6,7 @@ Usage:
 For each backend and size a fresh Python process builds the Runner, runs one tiny warm-up frame,
 then one frame of the size; the figure is the rise of the process's peak RSS (``ru_maxrss``) over the
 warm-up. The slope between two sizes is the bytes per megapixel the ``--max-megapixels`` guard of
-``sapnet-export derain`` rests on (``sapnet_export.run.derain.BYTES_PER_MEGAPIXEL``).
+every command rests on (``sapnet_export.data.frame_guard.BYTES_PER_MEGAPIXEL``).
 """
 
 from __future__ import annotations

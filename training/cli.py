@@ -16,6 +16,9 @@ from rich.table import Table
 
 from sapnet_export.cli._app import SapnetGroup, console, err_console
 from sapnet_export.errors import InputError
+from sapnet_export.cli.options import MaxMegapixelsOpt
+from sapnet_export.data.frame_guard import DEFAULT_MAX_MEGAPIXELS, check_images
+from sapnet_export.data.images import discover_images
 from sapnet_export.fileio import check_output, write_json
 
 app = typer.Typer(cls=SapnetGroup, add_completion=False, no_args_is_help=True,
@@ -152,9 +155,11 @@ def evaluate(
                                        "rain-N/norain-N).")],
     weights: Annotated[list[str], typer.Option("--weights", "-w", help="Checkpoint path, 'default' or "
                                                "'official'; repeatable.")] = [],
-    stages: Annotated[Optional[int], typer.Option(min=1)] = None,
+    stages: Annotated[Optional[int], typer.Option(min=1, max=12, help="Stages to run (at most the "
+                                                  "checkpoint's).")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")] = "cpu",
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the scores as JSON.")] = None,
+    max_megapixels: MaxMegapixelsOpt = DEFAULT_MAX_MEGAPIXELS,
 ) -> None:
     """Y-PSNR/SSIM (and RGB) of the rainy inputs and of each weights' outputs against ground truth."""
     from sapnet_export.model.checkpoints import load_weights
@@ -165,6 +170,9 @@ def evaluate(
 
     if json_out is not None:
         check_output(json_out, option="--json")
+    if data.is_dir():  # header sizes before any image is decoded
+        check_images([p for p, _ in discover_images([data])], max_megapixels=max_megapixels,
+                     backends=["torch"])
     pairs = load_paired_folder(data)
     torch_device = resolve_device(device)
     rows = [("rainy input", "", score_inputs(pairs))]
@@ -172,6 +180,10 @@ def evaluate(
                   TimeElapsedColumn(), console=err_console, transient=True) as progress:
         for spec in weights:
             model, info = load_weights(spec)
+            try:
+                model.resolve_stages(stages)
+            except ValueError as exc:
+                raise InputError(f"--stages {stages}: {info.path}: {exc}") from None
             task = progress.add_task(spec, total=len(pairs))
             rows.append((spec, info.sha256[:12],
                          score_model(model.to(torch_device), pairs, torch_device, stages,

@@ -34,7 +34,7 @@ from torch.optim.lr_scheduler import MultiStepLR
 from torch.utils.data import DataLoader
 
 from sapnet_export import __version__
-from sapnet_export.errors import InputError
+from sapnet_export.errors import CheckFailed, InputError
 from sapnet_export.fileio import atomic_output
 from sapnet_export.model.network import OFFICIAL_STAGES, SAPNet
 from sapnet_export.model.checkpoints import save_checkpoint
@@ -44,6 +44,11 @@ from .losses import SEG_AFTER_EPOCH, LossWeights, SAPNetLoss
 from .validation import score_inputs, score_model
 
 STATE_FILE, WEIGHTS_FILE, BEST_FILE, LOG_FILE = "state.pt", "sapnet.pth", "best.pth", "log.csv"
+
+
+class TrainingDiverged(CheckFailed):
+    """The loss or the weights became NaN or infinite (exit 1): the message names the epoch, the step,
+    the loss and the last good checkpoint kept."""
 
 
 @dataclass(frozen=True)
@@ -168,7 +173,9 @@ def train(config: TrainConfig, dataset: PatchDataset, output: str | Path, *,
         InputError: ``output`` holds a run and neither ``resume`` nor ``force``; ``resume`` without a
             state file; CUDA asked for and absent; the state file is for another recipe.
         PretrainedUnavailable: ImageNet weights needed and unavailable.
-        FloatingPointError: the loss became NaN or infinite (the step and epoch are named).
+        TrainingDiverged: the loss or the weights became NaN or infinite (exit 1; the epoch, step and
+            loss are named; the checkpoints of the last finished epoch are kept, nothing newer is
+            written; a run folder this call created stays only if it holds something).
     """
     started = time.perf_counter()
     output = Path(output)
@@ -179,7 +186,45 @@ def train(config: TrainConfig, dataset: PatchDataset, output: str | Path, *,
                          "--force starts over")
     if resume and not state_path.exists():
         raise InputError(f"{state_path}: no training state to resume from")
+    created = not output.exists()
     output.mkdir(parents=True, exist_ok=True)
+    try:
+        return _train(config, dataset, output, state_path, torch_device, validation, data_description,
+                      resume, on_step, on_epoch, started)
+    except BaseException:
+        if created and output.is_dir() and not any(output.iterdir()):
+            output.rmdir()  # never leave an empty run folder behind
+        raise
+
+
+def _read_state(state_path: Path, torch_device: torch.device) -> dict:
+    """The resume state, or an InputError naming the file (truncated, not a state file)."""
+    try:
+        state = torch.load(state_path, map_location=torch_device, weights_only=True)
+    except Exception as exc:  # EOFError, RuntimeError (zip), UnpicklingError...
+        raise InputError(f"{state_path}: the training state cannot be read ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else 'truncated or damaged'}); "
+                         "start over with --force") from None
+    needed = ("config", "model", "optimizer", "scheduler", "records", "steps", "epoch", "best")
+    if not isinstance(state, dict) or any(k not in state for k in needed):
+        raise InputError(f"{state_path}: not a sapnet-train state file (needs {', '.join(needed)}); "
+                         "start over with --force")
+    return state
+
+
+def _diverged(output: Path, epoch: int, step: int, loss: float, terms: dict) -> TrainingDiverged:
+    weights = output / WEIGHTS_FILE
+    kept = (f"the last good checkpoint is kept: {weights}" if weights.is_file()
+            else "no checkpoint was written (it diverged in the first epoch)")
+    return TrainingDiverged(f"training diverged at epoch {epoch + 1}, step {step + 1}: loss {loss} "
+                            f"(terms {terms}); {kept}; lower --lr or check the data")
+
+
+def _train(config: TrainConfig, dataset: PatchDataset, output: Path, state_path: Path,  # noqa: PLR0913
+           torch_device: torch.device, validation, data_description, resume, on_step, on_epoch,  # noqa: ANN001
+           started: float) -> TrainResult:
+    """The loop of :func:`train` (over 60 lines: one epoch's steps, scores, checkpoints and state
+    belong together; splitting them would pass a dozen locals around)."""
 
     torch.manual_seed(config.seed)
     model = SAPNet(stages=config.stages).to(torch_device)
@@ -189,7 +234,7 @@ def train(config: TrainConfig, dataset: PatchDataset, output: str | Path, *,
     records: list[EpochRecord] = []
     steps, first_epoch, best = 0, 0, -math.inf
     if resume:
-        state = torch.load(state_path, map_location=torch_device, weights_only=True)
+        state = _read_state(state_path, torch_device)
         saved = {k: v for k, v in state["config"].items() if k != "epochs"}
         if saved != {k: v for k, v in config.as_dict().items() if k != "epochs"}:
             raise InputError(f"{state_path}: was written with another recipe; resume with the same "
@@ -224,11 +269,12 @@ def train(config: TrainConfig, dataset: PatchDataset, output: str | Path, *,
             out = model(rainy)
             loss, terms = criterion(out, clean, rainy, epoch)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"epoch {epoch + 1}, step {step + 1}: loss is {loss.item()} "
-                                         f"(terms {terms}); lower --lr or check the data")
+                raise _diverged(output, epoch, step, loss.item(), terms)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+                raise _diverged(output, epoch, step, float("nan"), {"weights": "NaN/Inf after the step"})
             steps += 1
             total += loss.item()
             for name, value in terms.items():

@@ -14,7 +14,8 @@ from ._app import console, err_console
 
 def run_many(specs: list[str], output: Path | None, *, backend: str, model: str | None, weights: str,
              stages: int | None, device: str | None, precision: str | None, force_bf16: bool,
-             tile: tuple[int, int] | None, overlap: int, max_frames: int | None, force: bool) -> None:
+             tile: tuple[int, int] | None, overlap: int, max_frames: int | None, force: bool,
+             max_megapixels: float, allow_foreign_model: bool = False) -> None:
     """Open every source, run them concurrently (:func:`sapnet_export.run.multi.run_streams`) and print
     one row per stream. Exit 1 when a stream failed, 130 when interrupted.
 
@@ -22,7 +23,7 @@ def run_many(specs: list[str], output: Path | None, *, backend: str, model: str 
         InputError: OUTDIR is a video file name or cannot be written, a source cannot be opened, or
             the backend cannot be built.
     """
-    from sapnet_export.data.stream import VIDEO_SUFFIXES, open_source
+    from sapnet_export.data.stream import VIDEO_SUFFIXES, check_source, open_source
     from sapnet_export.fileio import check_output
     from sapnet_export.run.multi import run_streams
     from sapnet_export.runners import create_runner
@@ -35,12 +36,15 @@ def run_many(specs: list[str], output: Path | None, *, backend: str, model: str 
 
     def make_runner():  # noqa: ANN202 - Runner
         return create_runner(backend, model=model, weights=weights, stages=stages, device=device,
-                             precision=precision, force_bf16=force_bf16)
+                             precision=precision, force_bf16=force_bf16,
+                             allow_foreign_model=allow_foreign_model)
 
     opened = []
     try:
         for spec in specs:
             opened.append(open_source(spec))
+            check_source(opened[-1], backends=[backend], max_megapixels=max_megapixels, tile=tile,
+                         video_output=False)  # image folders go to PNG folders (run/multi.py)
         console.print(f"{len(specs)} sources, backend {backend}"
                       + (" (one client per stream: frames meet in the server's dynamic batcher)"
                          if backend == "triton" else " (one Runner, called by one stream at a time)"))

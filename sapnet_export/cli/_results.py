@@ -22,6 +22,16 @@ def check_outputs(json_path: Path | None, report: Path | None, *, several: bool 
         check_output(report, kind="folder", option="--report")
 
 
+def guard_sizes(items: list, sizes: str | None, max_megapixels: float, backends: list[str]) -> None:
+    """The size guard (:mod:`sapnet_export.data.frame_guard`) on every ``--data`` image's header and
+    every ``--sizes`` entry, before any model is loaded or run."""
+    from sapnet_export.data.frame_guard import check_images, check_sizes
+    from sapnet_export.shapes import parse_sizes
+
+    check_images([path for path, _ in items], max_megapixels=max_megapixels, backends=backends)
+    check_sizes(parse_sizes(sizes) if sizes else None, max_megapixels=max_megapixels, backends=backends)
+
+
 def discover_with_ground_truth(data: Path, gt: Path | None, limit: int | None) -> tuple[list, dict]:
     """``[(image, ground truth or None)]`` and the unmatched files; warns about unmatched ones."""
     from sapnet_export.data.images import discover_images, evenly_spaced

@@ -10,6 +10,8 @@ import typer
 from . import _results as shared
 from . import options as opts
 from sapnet_export.errors import InputError
+from sapnet_export.data.frame_guard import DEFAULT_MAX_MEGAPIXELS
+from .options import MaxMegapixelsOpt
 from ._app import WeightsOpt, app, console, load_calibration_warning_if_stale
 
 
@@ -50,6 +52,7 @@ def bench_command(
         "--workdir", help="Where the ONNX files and engines are made (replaced each run).")] = Path("engines/bench"),
     log: Annotated[Path, typer.Option("--log", help="Append a JSON line per run here.")] = Path("engines/bench.log"),
     checks: opts.VerificationArgs = opts.VerificationArgs(),
+    max_megapixels: MaxMegapixelsOpt = DEFAULT_MAX_MEGAPIXELS,
 ) -> None:
     """Make each format from the weights (ONNX fp32/fp16/int8, engines on a GPU), verify it against
     PyTorch fp32 on --data (fidelity; quality with --gt), time it, and print one row per format. Exit 0
@@ -69,6 +72,7 @@ def bench_command(
     names = parse_formats(formats, gpu=gpu)
     calibration = load_calibration_warning_if_stale(calib) if calib is not None else None
     items, unmatched = shared.discover_with_ground_truth(data, gt, checks.limit)
+    shared.guard_sizes(items, checks.sizes, max_megapixels, ["torch", "onnxruntime"])
     check_held_out(items, calibration)
     model, info = load_weights(weights)
     if sweep[-1] is not None and sweep[-1] > model.stages:

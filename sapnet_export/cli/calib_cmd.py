@@ -29,7 +29,7 @@ def build_command(
     count: Annotated[int, typer.Option("--count", min=1, help="Frames to keep (32 or more recommended).")],
     seed: Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, help="Seed of the frame draw and crops.")] = 0,
     fit: Annotated[str, typer.Option("--fit", help="crop: random HxW window at native scale "
-                                     "(rain streaks keep their size); resize: whole frame scaled to "
+                                     "(rain streaks keep their size; a smaller source is scaled up at most 2.5 times, with a warning, else refused); resize: whole frame scaled to "
                                      "cover HxW, centre-cropped.")] = "crop",
     clean: Annotated[Optional[list[str]], typer.Option(
         "--clean", help="Clean (dry) frames to render synthetic rain on, like SOURCES; their frames are "

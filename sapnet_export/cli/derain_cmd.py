@@ -9,9 +9,9 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from sapnet_export.run.derain import DEFAULT_MAX_MEGAPIXELS
+from sapnet_export.data.frame_guard import DEFAULT_MAX_MEGAPIXELS
 from sapnet_export.errors import CheckFailed
-from .options import MaxMegapixelsOpt
+from .options import AllowForeignOpt, MaxMegapixelsOpt, foreign_note
 from ._app import (BackendOpt, DeviceOpt, ForceBf16Opt, ModelOpt, PrecisionOpt, StagesOpt, WeightsOpt,
                    app, console, err_console)
 
@@ -28,6 +28,7 @@ def derain_command(
     precision: PrecisionOpt = None,
     force_bf16: ForceBf16Opt = False,
     max_megapixels: MaxMegapixelsOpt = DEFAULT_MAX_MEGAPIXELS,
+    allow_foreign_model: AllowForeignOpt = False,
     fail_fast: Annotated[bool, typer.Option(
         "--fail-fast", help="Stop at the first file that fails.")] = False,
 ) -> None:
@@ -41,11 +42,15 @@ def derain_command(
     check_output(output, kind="folder", option="--output")
     items = discover_images(inputs)
     runner = create_runner(backend, model=model, weights=weights, stages=stages, device=device,
-                           precision=precision, force_bf16=force_bf16)
+                           precision=precision, force_bf16=force_bf16,
+                           allow_foreign_model=allow_foreign_model)
     info = runner.info
+    foreign = foreign_note(info)
     console.print(f"backend {info.backend}, precision {info.precision}, device {info.device}, "
                   f"{info.stages} stages, model {info.model}, "
                   + ", ".join(f"{k} {v}" for k, v in info.versions.items()))
+    if foreign:
+        err_console.print(f"[yellow]warning:[/] {foreign}")
     columns = (TextColumn("[progress.description]{task.description}"), BarColumn(),
                MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err_console, transient=False) as progress:
@@ -64,7 +69,8 @@ def derain_command(
                        ("p90 s/image", f"{summary.p90_s:.3f}"),
                        ("megapixels/s", f"{summary.megapixels_per_s:.3f}"),
                        ("backend", info.backend), ("precision", info.precision),
-                       ("device", info.device), ("stages", str(info.stages))):
+                       ("device", info.device), ("stages", str(info.stages)),
+                       *((("model identity", foreign),) if foreign else ())):
         table.add_row(key, value)
     console.print(table)
     if summary.failures:

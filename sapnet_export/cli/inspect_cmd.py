@@ -50,7 +50,7 @@ def _print_onnx(report: dict) -> None:
             ("opset", ", ".join(f"{k} {v}" for k, v in report["opset"].items())),
             ("producer", report["producer"] or "-"), ("precision", report["precision"]),
             ("inputs", _io(report["inputs"])), ("outputs", _io(report["outputs"])),
-            ("nodes", str(report["nodes"])),
+            ("nodes", str(report["nodes"])), ("identity", report["identity"]),
             ("ops", ", ".join(f"{k} {v}" for k, v in report["op_histogram"].items()))]
     if qdq["quantize_linear"] or qdq["dequantize_linear"]:
         kept = qdq["conv_float"]

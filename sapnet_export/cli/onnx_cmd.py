@@ -9,8 +9,9 @@ import typer
 from rich.table import Table
 
 from sapnet_export.export.precision import DEFAULT_MIN_PSNR_DB
+from sapnet_export.data.frame_guard import DEFAULT_MAX_MEGAPIXELS
 from . import options as opts
-from .options import MAX_PSNR_DB, number
+from .options import MAX_PSNR_DB, MaxMegapixelsOpt, number
 from ._app import StagesOpt, WeightsOpt, app, console, fmt_db, print_coverage, print_summary
 
 
@@ -45,6 +46,7 @@ def onnx_command(
         "--shared-pooling", help="Add the input pool_weights [N, 1, H, W] so the tiles of a frame, run "
         "as one batch, share its channel-attention pooling: 'run --tile' then matches the untiled "
         "frame (README 'Tiling'). Whole frames compute as without it.")] = False,
+    max_megapixels: MaxMegapixelsOpt = DEFAULT_MAX_MEGAPIXELS,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output file.")] = False,
 ) -> None:
     """Export the derain network to ONNX (fp32, fp16 or int8), verify it against PyTorch fp32 before
@@ -54,11 +56,13 @@ def onnx_command(
     from sapnet_export.data.images import discover_images
     from sapnet_export.model.checkpoints import load_weights
     from sapnet_export.fileio import check_output
+    from sapnet_export.data.frame_guard import check_images
 
     check_output(output, force=force, option="--output")
     check_output(output.with_name(output.name + ".json"), option="--output (its report)")
     static_hw = parse_hw(static) if static else None
     items = discover_images(images) if images else []
+    check_images([path for path, _ in items], max_megapixels=max_megapixels, backends=["torch", "onnxruntime"])
     int8 = opts.int8_options(calib, profile=qdq_profile, method=calib_method, keep_fp32=keep_fp32,
                              int8_flag="--precision int8 (with --calib)")
     model, info = load_weights(weights)

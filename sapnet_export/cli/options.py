@@ -147,7 +147,7 @@ def harden(command: Any) -> None:
 MAX_PSNR_DB = 1000.0
 
 #: ``--max-megapixels``: the frame-size guard of every command that reads frames or is given a size
-#: (:mod:`sapnet_export.run.budget` documents the memory it stands for).
+#: (:mod:`sapnet_export.data.frame_guard` holds the measured memory it stands for).
 MaxMegapixelsOpt = Annotated[float, number(
     "--max-megapixels", min=0, min_open=True,
     help="Refuse frames larger than this many megapixels before inference (memory: about 1.1 GB per "
@@ -253,3 +253,18 @@ def verification_options(command):  # noqa: ANN001, ANN201 - a Typer command fun
     wrapper.__annotations__ = {p.name: p.annotation for p in params}
     del wrapper.__wrapped__  # Typer must read the new signature, not the command's
     return wrapper
+
+#: ``--allow-foreign-model``: run (or build from) a model file without the toolkit's metadata, or whose
+#: graph does not match it (:func:`sapnet_export.model.onnx_meta.check_identity`).
+AllowForeignOpt = Annotated[bool, typer.Option(
+    "--allow-foreign-model", help="Run a model that is not a sapnet-export SAPNet export (no toolkit "
+    "metadata, or a graph that does not match it). Its outputs are unverified; every summary and "
+    "report says so.")]
+
+
+def foreign_note(info) -> str | None:  # noqa: ANN001 - RunnerInfo
+    """The line every summary prints for a model run with ``--allow-foreign-model`` (None otherwise)."""
+    if getattr(info, "foreign_model", None):
+        return (f"FOREIGN MODEL (--allow-foreign-model): {info.model} is not a sapnet-export SAPNet "
+                f"export ({info.foreign_model}); outputs are unverified")
+    return None

@@ -10,12 +10,14 @@ import typer
 from rich.progress import Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from sapnet_export.errors import InputError
+from sapnet_export.errors import CheckFailed, InputError
+from sapnet_export.data.frame_guard import DEFAULT_MAX_MEGAPIXELS
 from sapnet_export.shapes import parse_one_size
 from sapnet_export.model.tiling import DEFAULT_OVERLAP, plan_tiles
 from ._app import (BACKEND_HELP, DeviceOpt, ForceBf16Opt, ModelOpt, PrecisionOpt, StagesOpt, WeightsOpt, app,
                    console, err_console)
 from ._budget import choose_for_source
+from .options import AllowForeignOpt, MaxMegapixelsOpt, foreign_note
 
 
 def _tile(text: str | None) -> tuple[int, int] | None:
@@ -45,6 +47,24 @@ def _say_tiling(plan, tile: tuple[int, int] | None, runner) -> None:  # noqa: AN
                           "alone: SAPNet's channel attention then averages over the tile, not the frame, "
                           "so the output differs from the whole frame's beyond what the overlap hides "
                           f"(measured in README 'Tiling'); {fix}")
+
+
+def _exit_code(src, stats, declared: int | None) -> None:  # noqa: ANN001 - FrameSource, StreamStats
+    """derain's rule: 2 when no frame could be read, 1 when frames failed or the source ended before
+    the ``declared`` frames of its container (a truncated file)."""
+    declared = declared if stats.source_ended else None
+    if stats.frames_written == 0:
+        raise InputError(f"{src.description}: no frame could be read"
+                         + (f" ({stats.failed} failed to decode)" if stats.failed else " (the source is empty)"))
+    if declared and stats.frames_read + 1 < declared:
+        err_console.print(f"[yellow]warning:[/] {src.description}: the source ended early: "
+                          f"{stats.frames_read} frames read, its container declares {declared}; "
+                          "the file is truncated")
+    if stats.failed:
+        raise CheckFailed(f"{stats.failed} of {stats.frames_read} frames failed (skipped)")
+    if declared and stats.frames_read + 1 < declared:
+        raise CheckFailed(f"{src.description}: the source ended early after {stats.frames_read} of "
+                          f"{declared} declared frames")
 
 
 @app.command("run")
@@ -77,12 +97,18 @@ def run_command(
         "--json engines/configs'), for --target-fps; repeatable.")] = None,
     max_frames: Annotated[Optional[int], typer.Option(
         "--max-frames", min=1, help="Stop after this many frames.")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing output.")] = False,
+    max_megapixels: MaxMegapixelsOpt = DEFAULT_MAX_MEGAPIXELS,
+    allow_foreign_model: AllowForeignOpt = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing output (a video, or a "
+                                        "folder that holds files).")] = False,
 ) -> None:
     """Derain a video, camera or stream frame by frame: decoding, inference and encoding overlap;
-    prints live fps and latency, then frames, failed and dropped frames, latency p50/p99 and fps."""
+    prints live fps and latency, then frames, failed and dropped frames, latency p50/p99 and fps.
+    Exit 0: every frame derained; 1: frames failed or the source ended before the frames it declares;
+    2: usage or input error, or no frame could be read. A video output has one frame size: an image
+    folder of mixed sizes is refused (naming the first frame that differs), never rescaled."""
     from sapnet_export.runners import create_runner
-    from sapnet_export.data.stream import open_sink, open_source
+    from sapnet_export.data.stream import VIDEO_SUFFIXES, check_source, open_sink, open_source
 
     tile_size = _tile(tile)
     if len(sources) > 1:
@@ -92,7 +118,8 @@ def run_command(
             raise InputError("--target-fps chooses for one source; give one source, or --backend/--model")
         run_many(sources, output, backend=backend or "torch", model=model, weights=weights, stages=stages,
                  device=device, precision=precision, force_bf16=force_bf16, tile=tile_size,
-                 overlap=overlap, max_frames=max_frames, force=force)
+                 overlap=overlap, max_frames=max_frames, force=force, max_megapixels=max_megapixels,
+                 allow_foreign_model=allow_foreign_model)
         return
     (source,) = sources
     if output is not None:
@@ -115,8 +142,11 @@ def run_command(
                                        device=device, plan=asked)
         else:
             runner = create_runner(backend or "torch", model=model, weights=weights, stages=stages,
-                                   device=device, precision=precision, force_bf16=force_bf16)
+                                   device=device, precision=precision, force_bf16=force_bf16,
+                                   allow_foreign_model=allow_foreign_model)
         info = runner.info
+        check_source(src, backends=[info.backend], max_megapixels=max_megapixels, tile=tile_size,
+                     video_output=output is not None and output.suffix.lower() in VIDEO_SUFFIXES)
         sink = open_sink(output, src.fps)
         console.print(f"source {src.description} ({'live' if src.live else 'file'}"
                       + (f", {src.fps:g} fps" if src.fps else "") + f") -> {sink.description}")
@@ -126,11 +156,15 @@ def run_command(
         plan = plan_tiles(*src.size, tile_size, runner.max_frame, overlap) if src.size else None
         _say_tiling(plan, tile_size, runner)
         stats = _stream(src, runner, sink, tile=tile_size, overlap=overlap, plan=plan, max_frames=max_frames)
+        if foreign_note(info):
+            err_console.print(f"[yellow]warning:[/] {foreign_note(info)}")
+        declared = getattr(src, "declared_frames", None)  # read before the container is closed
     finally:
         src.close()
     _print_summary(stats, info, sink)
     if stats.interrupted:
         raise typer.Exit(130)
+    _exit_code(src, stats, declared)
 
 
 def _stream(src, runner, sink, **options):  # noqa: ANN001, ANN003, ANN202 - run_stream's arguments
@@ -168,6 +202,7 @@ def _print_summary(stats, info, sink) -> None:  # noqa: ANN001 - StreamStats, Ru
                        ("tiles per frame", str(stats.tiles_per_frame)),
                        ("backend / precision / device", f"{info.backend} / {info.precision} / {info.device}"),
                        ("stages", str(info.stages)),
-                       ("output", sink.description)):
+                       ("output", sink.description),
+                       *((("model identity", foreign_note(info)),) if foreign_note(info) else ())):
         table.add_row(key, value)
     console.print(table)

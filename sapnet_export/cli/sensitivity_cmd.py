@@ -9,7 +9,9 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
+from sapnet_export.data.frame_guard import DEFAULT_MAX_MEGAPIXELS
 from . import options as opts
+from .options import MaxMegapixelsOpt
 from ._app import (StagesOpt, WeightsOpt, app, console, fmt_db, load_calibration_warning_if_stale,
                    print_coverage)
 
@@ -28,6 +30,7 @@ def sensitivity_command(
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", help="JSON report (default: sensitivity-PROFILE.json in the current "
         "folder).")] = None,
+    max_megapixels: MaxMegapixelsOpt = DEFAULT_MAX_MEGAPIXELS,
 ) -> None:
     """Quantize one group at a time (everything else float) and rank the groups by the fidelity they
     cost: PSNR of the output against PyTorch fp32 on held-out images, lowest first."""
@@ -41,6 +44,9 @@ def sensitivity_command(
     check_int8_options(qdq_profile, calib_method)
     calibration = load_calibration_warning_if_stale(calib)
     items = evenly_spaced(discover_images(data), limit)
+    from sapnet_export.data.frame_guard import check_images
+
+    check_images([path for path, _ in items], max_megapixels=max_megapixels, backends=["torch", "onnxruntime"])
     model, info = load_weights(weights)
     with console.status("starting...") as status:
         scan = scan_sensitivity(

@@ -8,8 +8,9 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
+from sapnet_export.data.frame_guard import DEFAULT_MAX_MEGAPIXELS
 from . import options as opts
-from .options import MAX_PSNR_DB, number
+from .options import MAX_PSNR_DB, AllowForeignOpt, MaxMegapixelsOpt, number
 from ._app import StagesOpt, app, console, err_console, print_coverage
 
 
@@ -50,6 +51,8 @@ def trt_command(
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", help="Engine file (default engines/sapnet_<precision>.engine); its sidecar "
         "OUTPUT.json is written beside it.")] = None,
+    max_megapixels: MaxMegapixelsOpt = DEFAULT_MAX_MEGAPIXELS,
+    allow_foreign_model: AllowForeignOpt = False,
     force: Annotated[bool, typer.Option("--force", help="Replace existing outputs.")] = False,
 ) -> None:
     """Build a TensorRT (GPU present) or TensorRT-RTX (ahead of time, no GPU needed) engine from a
@@ -79,19 +82,19 @@ def trt_command(
     if timing_cache is not None:
         check_output(timing_cache, option="--timing-cache")
     if onnx_file is None:  # exported beside the engine first
-        check_output(output.with_suffix(".onnx"), force=force, option="--output (the ONNX exported first)")
+        check_output(output.with_suffix(".onnx"), option="--output (the ONNX exported first)")
         check_output(output.with_suffix(".onnx.json"), option="--output (the ONNX's report)")
     checkpoint = None
     if onnx_file is None:
         onnx_file, checkpoint = _export(weights or "default", output, precision, calib, calib_method,
-                                        keep_fp32, images, min_psnr, stages, force)
+                                        keep_fp32, images, min_psnr, stages, force, max_megapixels)
     elif calib is not None or keep_fp32:
         raise InputError("--calib/--keep-fp32 convert weights; an --onnx graph already carries its "
                          "precision (convert with 'sapnet-export onnx --precision int8')")
     with console.status(f"building the engine from {onnx_file}..."):
         result = build_engine(onnx_file, output, options, checkpoint=checkpoint, force=force,
                               expect_precision=precision if (fp16 or int8) else None,
-                              expect_stages=stages)
+                              expect_stages=stages, allow_foreign_model=allow_foreign_model)
     _print_engine(result)
 
 
@@ -113,7 +116,9 @@ def _print_engine(result) -> None:  # noqa: ANN001 - EngineResult
                                                         side["layers"]["precisions"].items())),
             ("build time", f"{result.build_s:.1f} s"), ("size", f"{result.size_bytes / 1e6:.1f} MB"),
             ("onnx", f"{side['files']['onnx']} (sha256 {side['sha256']['onnx'][:12]})"),
-            ("sidecar", str(result.sidecar_path)))
+            ("sidecar", str(result.sidecar_path)),
+            *((("model identity", f"FOREIGN MODEL (--allow-foreign-model): {side['foreign_model']}"),)
+              if side.get("foreign_model") else ()))
     for key, value in rows:
         table.add_row(key, value)
     console.print(table)
@@ -123,10 +128,11 @@ def _print_engine(result) -> None:  # noqa: ANN001 - EngineResult
 
 def _export(weights: str, output: Path, precision: str, calib: Path | None, calib_method: str,
             keep_fp32: list[str] | None, images: list[Path] | None, min_psnr: float | None,
-            stages: int | None, force: bool) -> tuple[Path, dict]:
+            stages: int | None, force: bool, max_megapixels: float) -> tuple[Path, dict]:
     """Export (and convert) the weights to ``OUTPUT.onnx`` with :func:`~sapnet_export.export.onnx_export.export_onnx`."""
     from sapnet_export.errors import InputError
     from sapnet_export.export.onnx_export import export_onnx
+    from sapnet_export.data.frame_guard import check_images
     from sapnet_export.data.images import discover_images
     from sapnet_export.model.checkpoints import load_weights
 
@@ -136,6 +142,7 @@ def _export(weights: str, output: Path, precision: str, calib: Path | None, cali
                          "with --onnx, or pass --force to export again")
     int8 = opts.int8_options(calib, method=calib_method, keep_fp32=keep_fp32, int8_flag="--int8")
     items = discover_images(images) if images else []
+    check_images([path for path, _ in items], max_megapixels=max_megapixels, backends=["torch", "onnxruntime"])
     model, info = load_weights(weights)
     console.print(f"weights: {info.name} -> {info.path} (sha256 {info.sha256[:12]})")
     with console.status(f"exporting {precision} ONNX and checking it against PyTorch..."):

@@ -22,6 +22,7 @@ from PIL import Image
 
 from sapnet_export.errors import ImageError, InputError
 from sapnet_export.fileio import atomic_output, check_output, temporary_path
+from .frame_guard import check_frame, image_size
 from .images import IMAGE_SUFFIXES, discover_images, read_image, to_uint8
 from .video import VIDEO_SUFFIXES
 
@@ -83,6 +84,29 @@ class ImageFolderSource(FrameSource):
         except (OSError, IndexError):
             return None
 
+    def check_frames(self, *, max_megapixels: float, backends: list[str], one_size: bool) -> None:
+        """Before any work: every image's header against the size guard
+        (:func:`~sapnet_export.data.frame_guard.check_frame`) and, when ``one_size`` (a video output),
+        the same size as the first image.
+
+        Raises:
+            ImageError: an image above ``max_megapixels``, or the first image whose size differs
+                (a video has one frame size, and frames are never rescaled).
+        """
+        first = None
+        for index, (path, _) in enumerate(self.items):
+            size = image_size(path)
+            if size is None:
+                continue
+            check_frame(*size, max_megapixels=max_megapixels, backends=backends, source=str(path))
+            first = first or (index, path, size)
+            if one_size and size != first[2]:
+                raise ImageError(
+                    f"{path}: frame {index} is {size[0]}x{size[1]}, frame {first[0]} ({first[1].name}) is "
+                    f"{first[2][0]}x{first[2][1]}: a video has one frame size and frames are never "
+                    "rescaled or padded; write a folder of PNGs (-o DIR, each frame at its own size) "
+                    "or derain the sizes separately")
+
     def __iter__(self) -> Iterator[Frame]:
         for index, (path, _) in enumerate(self.items):
             try:
@@ -131,6 +155,18 @@ class AVSource(FrameSource):
                 index += 1
 
     @property
+    def declared_frames(self) -> int | None:
+        """Frames the container declares (its frame count, else duration x frame rate); None when it
+        says neither. A file that ends before this is truncated."""
+        if self.live:
+            return None
+        if self.stream.frames:
+            return int(self.stream.frames)
+        duration = (float(self.stream.duration * self.stream.time_base) if self.stream.duration
+                    and self.stream.time_base else (self.container.duration or 0) / 1e6)
+        return round(duration * self.fps) if duration and self.fps else None
+
+    @property
     def size(self) -> tuple[int, int] | None:
         """(H, W) from the stream's codec parameters (None when the container does not say)."""
         context = self.stream.codec_context
@@ -158,6 +194,25 @@ def open_source(spec: str | os.PathLike) -> FrameSource:
     if not path.exists():
         raise InputError(f"{path}: no such file, folder or device")
     return AVSource(text, live=False)
+
+
+def check_source(src: FrameSource, *, backends: list[str], max_megapixels: float,
+                 tile: tuple[int, int] | None = None, video_output: bool = False) -> None:
+    """Before any frame runs (``run``): the size guard on the source's declared size, or on each
+    image's header for a folder, and one frame size when the output is a video
+    (:meth:`ImageFolderSource.check_frames`). A tiled run is guarded on the tile, the largest input
+    the model sees.
+
+    Raises:
+        ImageError: a frame (or the tile) above ``max_megapixels``, or mixed sizes into a video.
+    """
+    limit = float("inf") if tile else max_megapixels
+    if tile:
+        check_frame(*tile, max_megapixels=max_megapixels, backends=backends, source=f"--tile {tile[0]}x{tile[1]}")
+    if isinstance(src, ImageFolderSource):
+        src.check_frames(max_megapixels=limit, backends=backends, one_size=video_output)
+    elif src.size is not None:
+        check_frame(*src.size, max_megapixels=limit, backends=backends, source=src.description)
 
 
 class FrameSink(abc.ABC):
@@ -228,6 +283,7 @@ class VideoSink(FrameSink):
         self.path, self.fps = path, fps
         self.description = f"{path} (H.264, {fps:g} fps)"
         self.padded = False
+        self.size: tuple[int, int] | None = None
         check_output(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -241,6 +297,12 @@ class VideoSink(FrameSink):
         import av
 
         height, width = image.shape[:2]
+        if self.size is None:
+            self.size = (height, width)
+        elif (height, width) != self.size:  # encoders rescale silently: refuse instead
+            raise ImageError(f"frame {index} is {height}x{width}, the video {self.path} is "
+                             f"{self.size[0]}x{self.size[1]}: frames are never rescaled; write a "
+                             "folder of PNGs (-o DIR) instead")
         if height % 2 or width % 2:
             image = np.pad(image, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
             self.padded = True

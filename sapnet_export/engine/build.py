@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sapnet_export.errors import CheckFailed, InputError
 from sapnet_export.fileio import atomic_output, check_output
-from sapnet_export.model.onnx_meta import INPUT_NAME
+from sapnet_export.model.onnx_meta import INPUT_NAME, check_identity, load_onnx
 from .network_info import network_layers, precision_histogram, tensor_io
 from .plan import DEFAULT_PROFILE, calibration_warning, check_graph, resolve_profile, resolve_targets
 from .sidecar import Profile, make_sidecar, sidecar_path, write_engine
@@ -214,7 +214,8 @@ def describe_build(parsed: ParsedNetwork, options: BuildOptions, build_s: float,
 
 def build_engine(onnx_path: str | os.PathLike, output: str | os.PathLike, options: BuildOptions, *,
                  checkpoint: dict | None = None, force: bool = False, command: str | None = None,
-                 expect_precision: str | None = None, expect_stages: int | None = None) -> EngineResult:
+                 expect_precision: str | None = None, expect_stages: int | None = None,
+                 allow_foreign_model: bool = False) -> EngineResult:
     """Build an engine from a SAPNet ONNX and write it with its sidecar ``<output>.json``, atomically:
     :func:`parse_network` -> :func:`configure` -> :func:`build_serialized` -> write.
 
@@ -244,11 +245,15 @@ def build_engine(onnx_path: str | os.PathLike, output: str | os.PathLike, option
     check_output(sidecar_path(output))  # its companion, replaced with it
     if options.timing_cache is not None:
         check_output(options.timing_cache, option="--timing-cache")
+    # The model-identity check (onnx_meta.check_identity): a foreign ONNX only with allow_foreign_model,
+    # recorded in the sidecar so that the engine's Runners refuse it too unless allowed.
+    foreign = check_identity(load_onnx(onnx_path), onnx_path, allow_foreign=allow_foreign_model)
     parsed = parse_network(onnx_path, options, expect_precision=expect_precision, expect_stages=expect_stages)
     config, cache = configure(parsed, options)
     blob, build_s = build_serialized(parsed, config)
     sidecar = describe_build(parsed, options, build_s, cache is not None, checkpoint=checkpoint,
                              command=command)
+    sidecar["foreign_model"] = foreign
     if cache is not None:  # the cache holds this build's timings whether or not the engine lands
         with atomic_output(options.timing_cache) as tmp_cache:
             tmp_cache.write_bytes(bytes(config.get_timing_cache().serialize()))

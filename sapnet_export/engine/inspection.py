@@ -19,7 +19,7 @@ import onnx
 
 from sapnet_export.errors import InputError
 from sapnet_export.fileio import sha256_file
-from sapnet_export.model.onnx_meta import graph_precision, load_onnx, metadata
+from sapnet_export.model.onnx_meta import graph_precision, identity_problem, load_onnx, metadata
 from sapnet_export.export.int8.qdq_rules import tensorrt_qdq_violations
 from sapnet_export.export.int8.quantize import int8_conv_nodes
 from .loader import load_engine
@@ -80,6 +80,7 @@ def inspect_onnx(path: str | os.PathLike) -> dict:
         "outputs": [_value_info(v) for v in model.graph.output],
         "nodes": len(model.graph.node), "op_histogram": dict(histogram.most_common()),
         "qdq": qdq_summary(model),
+        "identity": identity_problem(model) or "sapnet-export SAPNet export (metadata matches the graph)",
     }
     if report["qdq"]["quantize_linear"] or report["qdq"]["dequantize_linear"]:
         violations = tensorrt_qdq_violations(model)
@@ -110,6 +111,8 @@ def inspect_engine(path: str | os.PathLike) -> dict:
         InputError: missing engine, missing or foreign sidecar.
     """
     path = Path(path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise InputError(f"{path}: empty file (0 bytes), not an engine")
     sidecar = load_sidecar(path, verify_sha256=False)
     actual = sha256_file(path)
     layers, source = _runtime_layers(path, sidecar)

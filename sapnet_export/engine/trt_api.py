@@ -30,8 +30,10 @@ MODULES = {"tensorrt": "tensorrt", "tensorrt-rtx": "tensorrt_rtx"}
 NAMES = {"tensorrt": "TensorRT", "tensorrt-rtx": "TensorRT-RTX"}
 #: How to install each kind.
 INSTALL = {
-    "tensorrt": "pip install 'sapnet-export[tensorrt]' --extra-index-url https://pypi.nvidia.com",
-    "tensorrt-rtx": "pip install 'sapnet-export[rtx]'",
+    "tensorrt": "install the [tensorrt] extra: pip install 'sapnet-export[tensorrt]' (in a checkout: "
+                "pip install -e '.[tensorrt]') --extra-index-url https://pypi.nvidia.com",
+    "tensorrt-rtx": "install the [rtx] extra: pip install 'sapnet-export[rtx]' (in a checkout: "
+                    "pip install -e '.[rtx]')",
 }
 #: ``--target`` names TensorRT-RTX can compile for (its ``ComputeCapability`` members, 1.7).
 RTX_TARGETS = ("sm75", "sm80", "sm86", "sm89", "sm120", "sm121")

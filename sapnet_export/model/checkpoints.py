@@ -145,11 +145,41 @@ def state_dict_sha256(state_dict: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
+#: Lines of torch's unpickling errors that advise ``weights_only=False``: unsafe for an untrusted
+#: file (it runs arbitrary code), so they are not passed on.
+_UNSAFE_HINTS = ("weights_only=False", "weights_only", "torch.serialization.add_safe_globals",
+                 "safe_globals", "Check the documentation of torch.load")
+
+
 def _read_checkpoint(path: Path) -> Any:
+    """``torch.load`` with ``weights_only=True``; every failure is a :class:`WeightsError` with a reason."""
+    size = path.stat().st_size
+    if size == 0:
+        raise WeightsError(f"{path}: not a readable PyTorch checkpoint: empty file (0 bytes)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError, BadZipFile, EOFError, RuntimeError...
-        raise WeightsError(f"{path}: not a readable PyTorch checkpoint: {exc}".splitlines()[0]) from exc
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()
+                 and not any(hint in line for hint in _UNSAFE_HINTS)]
+        reason = "; ".join(lines[:2]) or type(exc).__name__
+        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({size} bytes): "
+                           f"{type(exc).__name__}: {reason}") from None
+
+
+def check_finite(path: Path, state: dict[str, torch.Tensor]) -> None:
+    """Refuse a state dict holding NaN or infinite values, naming the checkpoint and the tensor.
+
+    Raises:
+        WeightsError: a floating-point tensor with a non-finite value (the first one, in key order,
+            with how many values are bad).
+    """
+    for name in sorted(state):
+        tensor = state[name]
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise WeightsError(f"{path}: tensor {name} {tuple(tensor.shape)} holds {bad} NaN/Inf "
+                               f"value{'s' if bad > 1 else ''}; the checkpoint is damaged or its "
+                               "training diverged: use another checkpoint")
 
 
 def _split_layout(path: Path, obj: Any) -> tuple[dict[str, torch.Tensor], str, dict[str, Any]]:
@@ -199,8 +229,9 @@ def load_weights(spec: str | os.PathLike = "default") -> tuple[SAPNet, WeightsIn
         ``(model, info)``: a float32 :class:`~sapnet_export.model.network.SAPNet` and where its weights came from.
 
     Raises:
-        WeightsError: missing file, unreadable file, not a state dict, or keys/shapes that do not fit
-            (the message lists the missing, unexpected and wrongly shaped keys).
+        WeightsError: missing file, a directory, an empty or unreadable file, not a state dict,
+            keys/shapes that do not fit (the message lists the missing, unexpected and wrongly
+            shaped keys), or a tensor holding NaN/Inf (:func:`check_finite`, the one check at load).
     """
     name = str(spec)
     if name == "official":
@@ -213,6 +244,9 @@ def load_weights(spec: str | os.PathLike = "default") -> tuple[SAPNet, WeightsIn
         digest = sha256_file(path)
     else:
         path = Path(name).expanduser()
+        if path.is_dir():
+            raise WeightsError(f"{path}: is a directory, not a checkpoint file (give the .pth inside "
+                               "it, 'default' or 'official')")
         if not path.is_file():
             raise WeightsError(f"{path}: checkpoint file not found (use a path, 'default' or "
                                "'official')")
@@ -222,6 +256,7 @@ def load_weights(spec: str | os.PathLike = "default") -> tuple[SAPNet, WeightsIn
     dilations = tuple(meta.get("dilations", OFFICIAL_DILATIONS))
     model = SAPNet(stages=stages, dilations=dilations)
     _check_keys(path, model, state)
+    check_finite(path, state)
     model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     model.eval()
     info = WeightsInfo(name=name, path=path, sha256=digest, source=source, layout=layout,

@@ -34,15 +34,26 @@ def load_onnx(path: str | os.PathLike) -> onnx.ModelProto:
     """Load an ONNX file (with any external data).
 
     Raises:
-        InputError: missing file or not a parsable ONNX model; the message names the file.
+        InputError: missing file, a directory, an empty file, not a parsable ONNX model, or a
+            model without a graph (protobuf parses many non-ONNX bytes into an empty message); the
+            message names the file.
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not an ONNX file")
     if not path.is_file():
         raise InputError(f"{path}: ONNX file not found")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: empty file (0 bytes), not an ONNX model")
     try:
-        return onnx.load(str(path))
+        model = onnx.load(str(path))
     except Exception as exc:  # DecodeError, OSError...
-        raise InputError(f"{path}: not a readable ONNX model: {exc}") from exc
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{path}: not a readable ONNX model: {reason}") from None
+    if not model.graph.node or not model.graph.output:
+        raise InputError(f"{path}: not an ONNX model: it parses but holds no graph (no nodes or no "
+                         "outputs); the file is damaged or of another kind")
+    return model
 
 
 def check_io(model: onnx.ModelProto, path: str | os.PathLike) -> bool:
@@ -94,3 +105,64 @@ def graph_precision(model: onnx.ModelProto) -> str:
     if any(init.data_type == onnx.TensorProto.FLOAT16 for init in model.graph.initializer):
         return "fp16"
     return "fp32"
+
+
+#: Per recurrent stage of a SAPNet graph (sapnet_export/model/network.py): Conv nodes (conv0, the
+#: LSTM gates, five residual blocks of two, their CRA layers, the output conv) and Tanh nodes (LSTM).
+CONV_PER_STAGE, TANH_PER_STAGE = 46, 2
+#: The metadata keys every ``sapnet-export onnx`` file carries and the identity check reads.
+IDENTITY_KEYS = ("model_name", "stages", "dilations", "input_name", "output_name", "sapnet_export_version")
+#: How to get a model the toolkit accepts, appended to every refusal.
+EXPORT_HINT = ("export one with 'sapnet-export onnx --weights CHECKPOINT -o MODEL.onnx', or pass "
+               "--allow-foreign-model to run it anyway (its outputs are then unverified, and every "
+               "summary and report says so)")
+
+
+def identity_problem(model: onnx.ModelProto) -> str | None:
+    """Why ``model`` is not a SAPNet graph written by this toolkit, or None when it is.
+
+    Checks the toolkit's metadata (:data:`IDENTITY_KEYS`) and that the graph matches it: Conv and
+    Tanh counts are :data:`CONV_PER_STAGE` and :data:`TANH_PER_STAGE` per stage, and the dilated
+    Conv nodes use exactly the recorded dilations (two per residual block and stage). A graph that
+    merely uses the names ``rainy``/``derained`` fails here.
+    """
+    meta = metadata(model)
+    missing = [key for key in IDENTITY_KEYS if key not in meta]
+    if missing:
+        return f"it has no sapnet-export metadata ({', '.join(missing)} missing)"
+    if not meta["model_name"].startswith("SAPNet"):
+        return f"its metadata names model {meta['model_name']!r}, not SAPNet"
+    try:
+        stages = int(meta["stages"])
+        dilations = [int(d) for d in meta["dilations"].split(",")]
+    except ValueError:
+        return f"its metadata stages {meta['stages']!r} / dilations {meta['dilations']!r} are not numbers"
+    convs = [node for node in model.graph.node if node.op_type == "Conv"]
+    tanh = sum(node.op_type == "Tanh" for node in model.graph.node)
+    if len(convs) != CONV_PER_STAGE * stages or tanh != TANH_PER_STAGE * stages:
+        return (f"its graph does not match its metadata: {len(convs)} Conv and {tanh} Tanh nodes, "
+                f"{CONV_PER_STAGE * stages} and {TANH_PER_STAGE * stages} expected for {stages} stages")
+    found: dict[int, int] = {}
+    for node in convs:
+        for attr in node.attribute:
+            if attr.name == "dilations" and attr.ints and attr.ints[0] != 1:
+                found[attr.ints[0]] = found.get(attr.ints[0], 0) + 1
+    expected = {d: 2 * stages for d in dilations if d != 1}
+    if found != expected:
+        return (f"its graph does not match its metadata: dilated Conv nodes {dict(sorted(found.items()))}, "
+                f"expected {expected} for dilations {meta['dilations']}")
+    return None
+
+
+def check_identity(model: onnx.ModelProto, path: str | os.PathLike, *, allow_foreign: bool = False) -> str | None:
+    """Refuse a foreign ONNX (:func:`identity_problem`) unless ``allow_foreign``; return the problem
+    (None for a toolkit export) so that a caller allowing it can say so in its summaries.
+
+    Raises:
+        InputError: a foreign model and ``allow_foreign`` is False; the message names ``path``, the
+            problem and how to export a model (:data:`EXPORT_HINT`).
+    """
+    problem = identity_problem(model)
+    if problem is not None and not allow_foreign:
+        raise InputError(f"{path}: not a SAPNet model exported by sapnet-export: {problem}; {EXPORT_HINT}")
+    return problem

@@ -11,17 +11,13 @@ from pathlib import Path
 import numpy as np
 
 from sapnet_export.errors import ImageError, InputError
+from sapnet_export.data.frame_guard import (DEFAULT_MAX_MEGAPIXELS, UNMEASURED_BYTES_PER_MEGAPIXEL,
+                                            check_frame, image_size)
 from sapnet_export.data.images import read_image, write_png
 from sapnet_export.runners.base import Runner
 
-#: Peak memory per megapixel of frame, in bytes, one 6-stage fp32 inference, batch 1: the slope of
-#: the peak-RSS rise between 0.25 and 0.5 MP with ONNX Runtime on the CPU (+261 and +522 MiB, so
-#: 1.10 GB per MP; PyTorch: 0.79 GB per MP), the larger of the two CPU backends
-#: (benchmarks/memory_per_megapixel.py). The state and activations are 32 float32 channels,
-#: 128 bytes per pixel each, about eight of them alive at once.
-BYTES_PER_MEGAPIXEL = 1_100_000_000
-#: Default ``--max-megapixels``: a 4K UHD frame (8.3 MP) fits, at about 9 GB.
-DEFAULT_MAX_MEGAPIXELS = 8.5
+#: The guard's figures live in :mod:`sapnet_export.data.frame_guard` (one guard for every command).
+BYTES_PER_MEGAPIXEL = UNMEASURED_BYTES_PER_MEGAPIXEL
 
 
 @dataclass
@@ -72,8 +68,7 @@ def derain_files(runner: Runner, items: Sequence[tuple[Path, Path]], outdir: Pat
         items: ``(path, relative)`` pairs from :func:`~sapnet_export.data.images.discover_images`.
         outdir: output folder (created when missing).
         fail_fast: stop at the first failed file (raising its error) instead of recording it.
-        max_megapixels: refuse larger frames (each needs about :data:`BYTES_PER_MEGAPIXEL` bytes
-            per megapixel).
+        max_megapixels: refuse larger frames (:func:`sapnet_export.data.frame_guard.check_frame`).
         on_done: called with each input path once it is handled (progress).
 
     Raises:
@@ -87,13 +82,14 @@ def derain_files(runner: Runner, items: Sequence[tuple[Path, Path]], outdir: Pat
     summary = DerainSummary()
     for (path, _), target in zip(items, targets):
         try:
+            header = image_size(path)  # refuse before decoding when the header says it is too large
+            if header is not None:
+                check_frame(*header, max_megapixels=max_megapixels, backends=[runner.info.backend],
+                            source=str(path))
             image = read_image(path)
             megapixels = image.shape[1] * image.shape[2] / 1e6
-            if megapixels > max_megapixels:
-                raise ImageError(
-                    f"{path}: {image.shape[1]}x{image.shape[2]} is {megapixels:.1f} MP, above "
-                    f"--max-megapixels {max_megapixels:g} (about {BYTES_PER_MEGAPIXEL / 1e9:.1f} GB "
-                    f"per MP); raise the limit if the memory is there")
+            check_frame(*image.shape[1:], max_megapixels=max_megapixels, backends=[runner.info.backend],
+                        source=str(path))
             start = time.perf_counter()
             output = runner.run(image[None])[0]
             summary.latencies_s.append(time.perf_counter() - start)

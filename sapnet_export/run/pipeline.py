@@ -45,6 +45,8 @@ class StreamStats:
         wall_s: seconds from the first frame read to the last frame written.
         tiles_per_frame: tiles of the last frame (1 when untiled).
         interrupted: the run was stopped by Ctrl-C.
+        frames_read: frames taken from the source, failed ones included (within ``max_frames``).
+        source_ended: the source reached its end (False when ``max_frames`` or Ctrl-C stopped it).
     """
 
     frames_written: int = 0
@@ -55,6 +57,8 @@ class StreamStats:
     wall_s: float = 0.0
     tiles_per_frame: int = 1
     interrupted: bool = False
+    frames_read: int = 0
+    source_ended: bool = False
 
     def latency_ms(self, q: float) -> float:
         """Latency percentile ``q`` (0-100) in ms; NaN with no frame."""
@@ -170,6 +174,7 @@ def run_stream(source: FrameSource, runner: Runner, sink: FrameSink, *,
             ended = _infer_loop(frames, outputs, runner, stats, plans, tile=tile, overlap=overlap,
                                 writer_errors=writer_errors, max_frames=max_frames, on_frame=on_frame,
                                 start=start, stop_event=stop_event)
+            stats.source_ended = ended
         except KeyboardInterrupt:
             stats.interrupted = True
         stop.set()
@@ -216,6 +221,7 @@ def _infer_loop(frames: queue.Queue, outputs: queue.Queue, runner: Runner, stats
         read += 1
         if max_frames is not None and read > max_frames:
             return False
+        stats.frames_read = read
         if frame.image is None:
             stats.failed += 1
             stats.failures.append(frame.error or f"frame {frame.index}: no image")

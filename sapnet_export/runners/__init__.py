@@ -20,13 +20,16 @@ BACKENDS = {
     "triton": "sapnet_export.runners.triton_runner:TritonRunner",
 }
 
+#: Backends that run a model file the model-identity check applies to (``--allow-foreign-model``).
+MODEL_FILE_BACKENDS = ("onnxruntime", "openvino", "tensorrt", "tensorrt-rtx")
 #: Backends that take a compute precision besides the model file's own (``--precision bf16``).
 PRECISION_BACKENDS = ("openvino",)
 
 
 def create_runner(backend: str, *, model: str | None = None, weights: str = "default",
                   stages: int | None = None, device: str | None = None, precision: str | None = None,
-                  force_bf16: bool = False) -> Runner:
+                  force_bf16: bool = False, allow_foreign_model: bool = False,
+                  own_graph: bool = False) -> Runner:
     """Build the Runner for ``backend`` from CLI-style options.
 
     Args:
@@ -41,6 +44,10 @@ def create_runner(backend: str, *, model: str | None = None, weights: str = "def
         precision: None for the model's own precision; ``bf16`` (OpenVINO only:
             ``INFERENCE_PRECISION_HINT`` bf16); any other backend must already run the one asked.
         force_bf16: OpenVINO: allow bf16 on a CPU without native bf16.
+        allow_foreign_model: run a model file that is not a toolkit export (refused otherwise;
+            :func:`sapnet_export.model.onnx_meta.check_identity`); ``info.foreign_model`` says why.
+        own_graph: an ONNX graph the toolkit is making itself (int8 trials before their metadata is
+            written): no identity check (ONNX backends only).
 
     Raises:
         InputError: unknown backend, a precision the backend does not run, or the backend's own
@@ -53,6 +60,10 @@ def create_runner(backend: str, *, model: str | None = None, weights: str = "def
     if force_bf16 and precision != "bf16":
         raise InputError("--force-bf16 is for --precision bf16 (with --backend openvino)")
     extra = {"precision": precision, "force_bf16": force_bf16} if backend in PRECISION_BACKENDS else {}
+    if backend in MODEL_FILE_BACKENDS:
+        extra["allow_foreign_model"] = allow_foreign_model
+    if own_graph:
+        extra["own_graph"] = True
     runner = cls.from_options(model=model, weights=weights, stages=stages, device=device, **extra)
     if precision is not None and runner.info.precision != precision:
         raise InputError(f"--precision {precision}: the {backend} backend runs {runner.info.model} in "

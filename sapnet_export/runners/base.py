@@ -26,6 +26,9 @@ class RunnerInfo:
         settings: backend settings that change its results or speed, as it reports them (OpenVINO:
             ``inference_precision``, ``performance_hint``, ``shapes``, ``cache_dir``...); empty
             where a backend has none to say.
+        foreign_model: why the model file is not a toolkit export, when it was run anyway with
+            ``--allow-foreign-model`` (:func:`sapnet_export.model.onnx_meta.check_identity`); None for
+            a toolkit model. Summaries and reports say so whenever it is set.
     """
 
     backend: str
@@ -36,6 +39,7 @@ class RunnerInfo:
     threads: int | None = None
     versions: dict[str, str] = field(default_factory=dict)
     settings: dict[str, str] = field(default_factory=dict)
+    foreign_model: str | None = None
 
 
 class Runner(abc.ABC):

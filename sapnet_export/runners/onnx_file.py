@@ -5,6 +5,7 @@ shared-pooling graph. A backend implements only :meth:`OnnxFileRunner._infer`.""
 from __future__ import annotations
 
 import abc
+import dataclasses
 import os
 from pathlib import Path
 
@@ -12,7 +13,8 @@ import numpy as np
 import onnx
 
 from sapnet_export.errors import InputError
-from sapnet_export.model.onnx_meta import INPUT_NAME, POOL_WEIGHTS_NAME, check_io, load_onnx, metadata, whole_frame_pool_weights
+from sapnet_export.model.onnx_meta import (INPUT_NAME, POOL_WEIGHTS_NAME, check_identity, check_io, load_onnx,
+                                           metadata, whole_frame_pool_weights)
 from .base import Runner
 
 
@@ -39,6 +41,10 @@ class OnnxFileRunner(Runner):
     def _open(self, path: str | os.PathLike) -> tuple[Path, onnx.ModelProto]:
         """Load and check the file; set :attr:`shared_pooling` and :attr:`stages`.
 
+        The model-identity check (toolkit metadata matching the graph) is not made here, since the
+        toolkit runs its own intermediate graphs (int8 trials) too; :meth:`from_options`, the path of
+        every user-given file, makes it.
+
         Raises:
             InputError: missing or unreadable file, or not a SAPNet export (input/output names).
         """
@@ -50,18 +56,26 @@ class OnnxFileRunner(Runner):
 
     @classmethod
     def from_options(cls, *, model: str | None, weights: str, stages: int | None,
-                     device: str | None, **options) -> "OnnxFileRunner":
-        """Build from CLI options: ``model`` is the ONNX file; ``stages`` must match its export;
-        ``options`` go to the constructor (e.g. OpenVINO's ``precision``).
+                     device: str | None, allow_foreign_model: bool = False, own_graph: bool = False,
+                     **options) -> "OnnxFileRunner":
+        """Build from CLI options: ``model`` is the ONNX file, which must be a toolkit export
+        (:func:`~sapnet_export.model.onnx_meta.check_identity`) unless ``allow_foreign_model`` (then
+        ``info.foreign_model`` says why it is not); ``stages`` must match its export; ``options`` go
+        to the constructor (e.g. OpenVINO's ``precision``). ``own_graph``: a graph the toolkit is
+        making (an int8 trial, before its metadata is written), exempt from the identity check.
 
         Raises:
-            InputError: no ``model``, a stage count the file was not exported with, or the
-                constructor's errors.
+            InputError: no ``model``, a foreign model not allowed, a stage count the file was not
+                exported with, or the constructor's errors.
         """
         if model is None:
             raise InputError(f"the {cls.backend} backend needs --model F.onnx (make one with "
                              "'sapnet-export onnx')")
+        foreign = None if own_graph else check_identity(load_onnx(model), model,
+                                                         allow_foreign=allow_foreign_model)
         runner = cls(model, device=cls.default_device if device is None else device, **options)
+        if foreign:
+            runner.info = dataclasses.replace(runner.info, foreign_model=foreign)
         if stages is not None and runner.stages is not None and stages != runner.stages:
             raise InputError(f"{model}: exported with {runner.stages} stages, --stages {stages} "
                              f"asked; export again with --stages {stages}")

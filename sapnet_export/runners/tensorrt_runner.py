@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from sapnet_export.errors import InputError
-from sapnet_export.model.onnx_meta import INPUT_NAME, OUTPUT_NAME
+from sapnet_export.model.onnx_meta import EXPORT_HINT, INPUT_NAME, OUTPUT_NAME
 from sapnet_export.engine.loader import load_engine
 from sapnet_export.engine.sidecar import Profile, check_in_profile, load_sidecar
 from .base import Runner, RunnerInfo
@@ -37,9 +37,13 @@ class TensorRTRunner(Runner):
     #: The ``--backend`` name; None: any engine kind.
     required_kind: str | None = None
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, allow_foreign_model: bool = False) -> None:
         path = Path(path)
         sidecar = load_sidecar(path)
+        foreign = sidecar.get("foreign_model")
+        if foreign and not allow_foreign_model:
+            raise InputError(f"{path}: built from an ONNX that is not a sapnet-export SAPNet model "
+                             f"({foreign}); {EXPORT_HINT}")
         kind = sidecar["builder"]["kind"]
         if self.required_kind not in (None, kind):
             raise InputError(f"{path}: built by {sidecar['builder']['name']}, not {self.required_kind}; "
@@ -61,11 +65,11 @@ class TensorRTRunner(Runner):
         self.info = RunnerInfo(
             backend=api.kind, precision=sidecar["precision"], device=f"cuda:0 ({gpu.name}, {gpu.capability})",
             model=str(path), stages=int(sidecar.get("stages") or 0), threads=None,
-            versions={api.kind: api.version, "torch": torch.__version__})
+            versions={api.kind: api.version, "torch": torch.__version__}, foreign_model=foreign or None)
 
     @classmethod
     def from_options(cls, *, model: str | None, weights: str, stages: int | None,
-                     device: str | None) -> "TensorRTRunner":
+                     device: str | None, allow_foreign_model: bool = False) -> "TensorRTRunner":
         """Build from CLI options: ``model`` is the engine; ``device`` None or ``cuda``; ``stages`` must
         match the engine's."""
         if model is None:
@@ -73,7 +77,7 @@ class TensorRTRunner(Runner):
                              "(build one with 'sapnet-export trt')")
         if device not in (None, "cuda", "cuda:0"):
             raise InputError(f"--device {device}: TensorRT engines run on the GPU (cuda)")
-        runner = cls(model)
+        runner = cls(model, allow_foreign_model=allow_foreign_model)
         if stages is not None and runner.info.stages and stages != runner.info.stages:
             raise InputError(f"{model}: built with {runner.info.stages} stages, --stages {stages} asked")
         return runner

@@ -51,6 +51,7 @@ class Target:
     threads: int | None = None
     versions: dict = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
+    foreign_model: str | None = None
 
     def __post_init__(self) -> None:
         if self.runner is not None:
@@ -59,6 +60,7 @@ class Target:
             self.precision = self.precision or info.precision
             self.device, self.threads, self.versions = info.device, info.threads, dict(info.versions)
             self.settings = dict(info.settings)
+            self.foreign_model = info.foreign_model
 
     def fail(self, reason: str) -> None:
         """Mark the target failed (it is not run again)."""
@@ -67,7 +69,7 @@ class Target:
 
 def open_target(spec: str, *, weights: str, stages: int | None, device: str | None = None,
                 onnx_backend: str = "onnxruntime", precision: str | None = None,
-                force_bf16: bool = False) -> Target:
+                force_bf16: bool = False, allow_foreign_model: bool = False) -> Target:
     """A :class:`Target` from a ``verify`` argument: ``torch``, an ONNX file, an engine or a served
     model's URL (``grpc://HOST:PORT/NAME``, ``http://...``: the ``triton`` backend).
 
@@ -92,15 +94,32 @@ def open_target(spec: str, *, weights: str, stages: int | None, device: str | No
         if onnx_backend not in ONNX_BACKENDS:
             raise InputError(f"--backend {onnx_backend}: ONNX targets run with {' or '.join(ONNX_BACKENDS)}")
         runner = create_runner(onnx_backend, model=spec, stages=stages, device=device, precision=precision,
-                               force_bf16=force_bf16)
+                               force_bf16=force_bf16, allow_foreign_model=allow_foreign_model)
     elif suffix in ENGINE_SUFFIXES:
-        runner = create_runner("tensorrt", model=spec, stages=stages, device=device)
+        runner = create_runner("tensorrt", model=spec, stages=stages, device=device,
+                               allow_foreign_model=allow_foreign_model)
     else:
         raise InputError(f"{spec}: a target is 'torch', an ONNX file ({', '.join(ONNX_SUFFIXES)}) or an "
                          f"engine ({', '.join(ENGINE_SUFFIXES)})")
     info = runner.info
-    return Target(name=f"{info.backend} {info.precision} ({path.name})", runner=runner, file=path,
+    foreign = " FOREIGN MODEL" if info.foreign_model else ""
+    return Target(name=f"{info.backend} {info.precision} ({path.name}){foreign}", runner=runner, file=path,
                   size_bytes=path.stat().st_size)
+
+
+def check_stages(reference: Runner, targets: list[Target]) -> None:
+    """Refuse targets whose stage count (ONNX metadata, engine sidecar) differs from the reference's:
+    a K-stage model compared with the 6-stage reference fails on stages, not on fidelity.
+
+    Raises:
+        InputError: the first mismatch, naming both counts and the ``--stages`` that compares them.
+    """
+    for target in targets:
+        stages = target.runner.info.stages if target.runner is not None else 0
+        if stages and stages != reference.info.stages:
+            raise InputError(f"{target.file or target.name}: runs {stages} stages (its metadata), the "
+                             f"reference runs {reference.info.stages} ({reference.info.model}); compare "
+                             f"like with like: pass --stages {stages}")
 
 
 def _quality_row(prefix: str, score) -> dict:  # noqa: ANN001 - Quality | None
@@ -129,6 +148,7 @@ def target_json(target: Target, summary: dict) -> dict:
         "file": str(target.file) if target.file else None,
         "size_mb": target.size_bytes / 1e6 if target.size_bytes is not None else None,
         "status": target.status, "reason": target.reason, "is_reference": target.is_reference,
+        "foreign_model": target.foreign_model,
         **summary,
         "gates": target.gates,
         "latency_ms": latency[0] if latency else None, "latency_by_size": latency,

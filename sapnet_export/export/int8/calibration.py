@@ -118,13 +118,15 @@ def _described_sources(sources: list[str], clean: list[str]) -> list[dict]:
 
 def _fit_frames(described: list[dict], picks: list[tuple[int, int]], size: tuple[int, int], fit: str,
                 rng: np.random.Generator, synthetic_rain: str | None,
-                seed: int) -> tuple[np.ndarray, list[dict], int]:
+                seed: int, warnings: list[str]) -> tuple[np.ndarray, list[dict], int]:
     """Decode the picked frames, fit each to ``size`` and render rain on the clean ones: float32
     [N, 3, H, W], one record per frame (source, frame, crop box, rain parameters), the rendered count."""
     height, width = size
     frames = np.empty((len(picks), 3, height, width), dtype=np.float32)
     records = []
     decoded = decode_picks(described, picks)
+    if fit == "crop":  # native scale: a small source is scaled up at most MAX_CROP_UPSCALE times, with a warning
+        warnings += _check_native_scale(described, decoded, height, width)
     rendered = 0
     for n, (i, k) in enumerate(picks):
         frames[n], box = fit_frame(decoded[(i, k)], height, width, fit, rng)
@@ -173,7 +175,7 @@ def build_calibration(sources: list[str], output: str | os.PathLike, *, size: tu
     rng = np.random.default_rng(seed)
     picks, warnings = draw_frames(candidates, count, fit, rng)
     height, width = size
-    frames, records, rendered = _fit_frames(described, picks, size, fit, rng, synthetic_rain, seed)
+    frames, records, rendered = _fit_frames(described, picks, size, fit, rng, synthetic_rain, seed, warnings)
     if len(picks) < MIN_RECOMMENDED_FRAMES:
         warnings.append(f"only {len(picks)} calibration frames (fewer than {MIN_RECOMMENDED_FRAMES}): "
                         "activation ranges may not cover what the camera sees")
@@ -197,6 +199,33 @@ def build_calibration(sources: list[str], output: str | os.PathLike, *, size: tu
     }
     _write_set(output, frames, manifest, force)
     return CalibrationSet(path=output, frames=frames, manifest=manifest), warnings
+
+
+#: Largest factor ``--fit crop`` scales a source smaller than ``--size`` up by (with a warning); beyond
+#: it the source is refused: a 1x1 image scaled 32 times is a flat frame, not calibration data.
+MAX_CROP_UPSCALE = 2.5
+
+
+def _check_native_scale(described: list[dict], decoded: dict, height: int, width: int) -> list[str]:
+    """``--fit crop`` is native scale: a source frame smaller than the crop is scaled up only by up to
+    :data:`MAX_CROP_UPSCALE`, with a warning naming it; beyond that it is refused.
+
+    Raises:
+        InputError: a source that would be scaled up more than :data:`MAX_CROP_UPSCALE` times.
+    """
+    warnings = []
+    for (i, k), image in sorted(decoded.items()):
+        scale = max(height / image.shape[1], width / image.shape[2])
+        if scale <= 1.0:
+            continue
+        where = described[i]["path"] + (f" (frame {k})" if described[i]["kind"] == "video" else "")
+        text = (f"{where}: {image.shape[1]}x{image.shape[2]} is smaller than --size {height}x{width}")
+        if scale > MAX_CROP_UPSCALE:
+            raise InputError(f"{text}: --fit crop keeps native scale and would scale it up {scale:.1f} "
+                             f"times (at most {MAX_CROP_UPSCALE:g}); use --fit resize, a smaller --size, "
+                             "or drop this source")
+        warnings.append(f"{text}: --fit crop scaled it up {scale:.2f} times (not native scale)")
+    return warnings
 
 
 def _write_set(output: Path, frames: np.ndarray, manifest: dict, force: bool) -> None:

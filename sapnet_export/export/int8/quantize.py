@@ -202,4 +202,4 @@ def profile_runner(profile: str | None, path: str | os.PathLike):  # noqa: ANN20
     from sapnet_export.runners import create_runner
 
     backend = QDQ_PROFILES[profile].backend if profile else "onnxruntime"
-    return create_runner(backend, model=str(path), device="cpu")
+    return create_runner(backend, model=str(path), device="cpu", own_graph=True)
