@@ -93,7 +93,11 @@ class OnnxRuntimeRunner(OnnxFileRunner):
         options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPTIMIZATION_LEVELS[optimization])
         for key, value in (session_config or {}).items():
             options.add_session_config_entry(key, str(value))
-        self.session = ort.InferenceSession(str(path), sess_options=options, providers=[provider])
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=options, providers=[provider])
+        except Exception as exc:  # onnxruntime's Fail, InvalidGraph, NotImplemented...: a file it cannot run
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InputError(f"{path}: ONNX Runtime {version} cannot load it: {reason}") from None
         if self.session.get_providers()[0] != provider:
             raise InputError(f"{path}: ONNX Runtime could not start {provider} (it offered "
                              f"{self.session.get_providers()}); check the CUDA/TensorRT libraries")
