@@ -4,7 +4,7 @@
 ``http://HOST:PORT/NAME`` (HTTP/REST); ``NAME/VERSION`` picks a version. Before the first frame it
 checks, each under :data:`TIMEOUT_S`: the server is live, the model is ready, and its metadata is the
 toolkit's contract (input ``rainy`` and output ``derained``, FP32 [-1, 3, -1, -1];
-:mod:`sapnet_export.serve.contract`). The server's and the model's versions go into
+:mod:`sapnet_export.model.triton_contract`). The server's and the model's versions go into
 :attr:`RunnerInfo.versions`, so ``verify``/``bench`` reports name what they measured. The toolkit's
 metadata in the model configuration's ``parameters`` (``serve`` and ``triton-repo`` write it) gives
 the precision the fidelity gate uses. Every call has a deadline: nothing here waits forever.
@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from sapnet_export.errors import InputError
-from sapnet_export.serve.contract import DATATYPE, DIMS, INPUT_NAME, OUTPUT_NAME, PARAM_PREFIX
+from sapnet_export.model.triton_contract import DATATYPE, DIMS, INPUT_NAME, OUTPUT_NAME, PARAM_PREFIX
 from .base import Runner, RunnerInfo
 
 #: Seconds allowed for each request (checks and inference) before it is an error.

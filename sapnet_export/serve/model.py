@@ -9,7 +9,7 @@ import numpy as np
 
 from sapnet_export.model.tiling import plan_tile, run_tiled, run_tiled_shared_pooling
 from sapnet_export.runners.base import Runner
-from .contract import INPUT_NAME, OUTPUT_NAME
+from sapnet_export.model.triton_contract import INPUT_NAME, OUTPUT_NAME
 
 
 class BadRequest(ValueError):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from sapnet_export.errors import InputError
 from sapnet_export.fileio import check_output, temporary_path
-from .contract import DIMS, INPUT_NAME, OUTPUT_NAME, PARAM_PREFIX
+from sapnet_export.model.triton_contract import DIMS, INPUT_NAME, OUTPUT_NAME, PARAM_PREFIX
 
 #: Element types of the toolkit's files -> Triton's TYPE_* names.
 TRITON_TYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16"}

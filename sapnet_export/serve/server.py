@@ -27,7 +27,7 @@ import numpy as np
 from sapnet_export.errors import InputError
 from sapnet_export.run.derain import DEFAULT_MAX_MEGAPIXELS
 from sapnet_export.runners.base import Runner
-from .contract import DEFAULT_NAME, DIMS, INPUT_NAME, OUTPUT_NAME, metadata_parameters
+from sapnet_export.model.triton_contract import DEFAULT_NAME, DIMS, INPUT_NAME, OUTPUT_NAME, metadata_parameters
 from .model import ServedModel
 from .stub_env import ensure_stub_env, libpython_env
 
