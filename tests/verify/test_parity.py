@@ -34,7 +34,7 @@ def test_good_targets_pass_and_the_schema_holds(setup):
     payload = result.payload
     assert result.passed and payload["passed"]
     assert set(payload) >= {"toolkit", "machine", "reference", "dataset", "targets"}
-    assert set(payload["machine"]) == {"cpu", "threads", "gpu"}
+    assert set(payload["machine"]) == {"cpu", "threads", "gpu", "cpu_features"}
     assert payload["dataset"]["images"] == 3 and payload["dataset"]["gt"]
     fp32, int8, torch_target = payload["targets"]
     for entry in payload["targets"]:
