@@ -247,8 +247,8 @@ def build_engine(onnx_path: str | os.PathLike, output: str | os.PathLike, option
         check_output(options.timing_cache, option="--timing-cache")
     # The model-identity check (onnx_meta.check_identity): a foreign ONNX only with allow_foreign_model,
     # recorded in the sidecar so that the engine's Runners refuse it too unless allowed.
-    foreign = check_identity(load_onnx(onnx_path), onnx_path, allow_foreign=allow_foreign_model)
     parsed = parse_network(onnx_path, options, expect_precision=expect_precision, expect_stages=expect_stages)
+    foreign = check_identity(load_onnx(onnx_path), onnx_path, allow_foreign=allow_foreign_model)
     config, cache = configure(parsed, options)
     blob, build_s = build_serialized(parsed, config)
     sidecar = describe_build(parsed, options, build_s, cache is not None, checkpoint=checkpoint,
