@@ -3,7 +3,7 @@
     python benchmarks/frames_to_video.py ../shared/data/real-rain -o engines/real-rain.mp4 --fps 5
 
 Frames are taken in natural order and encoded as the toolkit writes video (H.264 yuv420p, CRF 18,
-odd sizes padded to even: sapnet_export.data.stream.VideoSink); every frame must have the same size.
+odd sizes padded to even: sapnet_export.data.sinks.VideoSink); every frame must have the same size.
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sapnet_export.data.stream import VideoSink, open_source
+from sapnet_export.data.stream import open_source
+
+from sapnet_export.data.sinks import VideoSink
 
 
 def main() -> None:

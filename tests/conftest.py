@@ -255,7 +255,7 @@ def block_frames(count=4, height=21, width=35):
 
 def write_frames_video(path, frames, fps=10.0):
     """Write uint8 HxWx3 ``frames`` to ``path`` through the toolkit's own VideoSink."""
-    from sapnet_export.data.stream import VideoSink
+    from sapnet_export.data.sinks import VideoSink
 
     sink = VideoSink(path, fps)
     for i, frame in enumerate(frames):

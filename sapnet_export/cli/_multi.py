@@ -23,7 +23,8 @@ def run_many(specs: list[str], output: Path | None, *, backend: str, model: str 
         InputError: OUTDIR is a video file name or cannot be written, a source cannot be opened, or
             the backend cannot be built.
     """
-    from sapnet_export.data.stream import VIDEO_SUFFIXES, check_source, open_source
+    from sapnet_export.data.stream import check_source, open_source
+    from sapnet_export.data.video import VIDEO_SUFFIXES
     from sapnet_export.fileio import check_output
     from sapnet_export.run.multi import run_streams
     from sapnet_export.runners import create_runner

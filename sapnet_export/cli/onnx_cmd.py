@@ -45,7 +45,7 @@ def onnx_command(
     shared_pooling: Annotated[bool, typer.Option(
         "--shared-pooling", help="Add the input pool_weights [N, 1, H, W] so the tiles of a frame, run "
         "as one batch, share its channel-attention pooling: 'run --tile' then matches the untiled "
-        "frame (README 'Tiling'). Whole frames compute as without it.")] = False,
+        "frame (docs/commands.md 'Tiling'). Whole frames compute as without it.")] = False,
     max_megapixels: MaxMegapixelsOpt = DEFAULT_MAX_MEGAPIXELS,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output file.")] = False,
 ) -> None:

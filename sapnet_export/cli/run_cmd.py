@@ -27,7 +27,7 @@ def _tile(text: str | None) -> tuple[int, int] | None:
 
 
 def _say_tiling(plan, tile: tuple[int, int] | None, runner) -> None:  # noqa: ANN001 - TilePlan | None, Runner
-    """Say when frames will be tiled, why, and what tiling costs this network (README 'Tiling')."""
+    """Say when frames will be tiled, why, and what tiling costs this network (docs/commands.md 'Tiling')."""
     limit = runner.max_frame
     if plan is None or plan.tile is None:
         return
@@ -37,7 +37,7 @@ def _say_tiling(plan, tile: tuple[int, int] | None, runner) -> None:  # noqa: AN
                       f"overlap {plan.overlap}")
     if runner.shared_pooling:
         console.print(f"tiles run as one batch whose channel attention pools over the whole frame "
-                      f"({runner.info.backend}; README 'Tiling')")
+                      f"({runner.info.backend}; docs/commands.md 'Tiling')")
     else:
         fix = ("export the model with 'sapnet-export onnx --shared-pooling' so that tiles share the "
                "frame's pooling" if runner.info.backend == "onnxruntime"
@@ -46,7 +46,7 @@ def _say_tiling(plan, tile: tuple[int, int] | None, runner) -> None:  # noqa: AN
         err_console.print(f"[yellow]note:[/] {runner.info.backend} runs each tile of {runner.info.model} "
                           "alone: SAPNet's channel attention then averages over the tile, not the frame, "
                           "so the output differs from the whole frame's beyond what the overlap hides "
-                          f"(measured in README 'Tiling'); {fix}")
+                          f"(measured in docs/commands.md 'Tiling'); {fix}")
 
 
 def _exit_code(src, stats, declared: int | None) -> None:  # noqa: ANN001 - FrameSource, StreamStats
@@ -88,7 +88,7 @@ def run_command(
         "--tile", help="Run frames larger than HxW as overlapping tiles.")] = None,
     overlap: Annotated[int, typer.Option(
         "--overlap", min=0, help="Pixels shared by neighbouring tiles (default: measured, see "
-        "README 'Tiling').")] = DEFAULT_OVERLAP,
+        "docs/commands.md 'Tiling').")] = DEFAULT_OVERLAP,
     target_fps: Annotated[Optional[float], typer.Option(
         "--target-fps", min=0.001, help="Choose backend, precision and stages among the --configs "
         "measured on this machine: the least quality loss that reaches F frames/s (else the fastest).")] = None,
@@ -108,7 +108,9 @@ def run_command(
     2: usage or input error, or no frame could be read. A video output has one frame size: an image
     folder of mixed sizes is refused (naming the first frame that differs), never rescaled."""
     from sapnet_export.runners import create_runner
-    from sapnet_export.data.stream import VIDEO_SUFFIXES, check_source, open_sink, open_source
+    from sapnet_export.data.stream import check_source, open_source
+    from sapnet_export.data.sinks import open_sink
+    from sapnet_export.data.video import VIDEO_SUFFIXES
 
     tile_size = _tile(tile)
     if len(sources) > 1:
@@ -122,17 +124,7 @@ def run_command(
                  allow_foreign_model=allow_foreign_model)
         return
     (source,) = sources
-    if output is not None:
-        from sapnet_export.data.stream import VIDEO_SUFFIXES
-        from sapnet_export.fileio import check_output
-
-        kind = "file" if output.suffix.lower() in VIDEO_SUFFIXES else "folder"
-        check_output(output, kind=kind, force=force, option="--output")
-    if target_fps is None and configs:
-        raise InputError("--configs is read only with --target-fps F")
-    if target_fps is not None and (model is not None or stages is not None or precision is not None):
-        raise InputError("--target-fps chooses the model, precision and stages from --configs; drop "
-                         "--model/--stages/--precision (or drop --target-fps to run them as given)")
+    _check_options(output, force, target_fps, configs, given=(model, stages, precision))
     src = open_source(source)
     try:
         if target_fps is not None:
@@ -165,6 +157,28 @@ def run_command(
     if stats.interrupted:
         raise typer.Exit(130)
     _exit_code(src, stats, declared)
+
+
+def _check_options(output: Path | None, force: bool, target_fps: float | None, configs: list[Path] | None,
+                   given: tuple) -> None:
+    """Refuse, before any work, an output that cannot be written and options that conflict.
+
+    ``given`` is (--model, --stages, --precision), which --target-fps chooses itself.
+
+    Raises:
+        InputError: the output exists without --force, is not writable, or the options conflict.
+    """
+    from sapnet_export.data.video import VIDEO_SUFFIXES
+    from sapnet_export.fileio import check_output
+
+    if output is not None:
+        kind = "file" if output.suffix.lower() in VIDEO_SUFFIXES else "folder"
+        check_output(output, kind=kind, force=force, option="--output")
+    if target_fps is None and configs:
+        raise InputError("--configs is read only with --target-fps F")
+    if target_fps is not None and any(value is not None for value in given):
+        raise InputError("--target-fps chooses the model, precision and stages from --configs; drop "
+                         "--model/--stages/--precision (or drop --target-fps to run them as given)")
 
 
 def _stream(src, runner, sink, **options):  # noqa: ANN001, ANN003, ANN202 - run_stream's arguments

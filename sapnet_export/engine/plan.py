@@ -21,7 +21,7 @@ def check_graph(onnx_path: Path) -> tuple[dict[str, str], str, tuple[int, ...] |
     if check_io(proto, onnx_path):
         raise InputError(f"{onnx_path}: a shared-pooling export (input {POOL_WEIGHTS_NAME!r}, for ONNX "
                          "Runtime); engines are built from plain exports: export again without "
-                         "--shared-pooling (an engine's tiles then pool on their own, README 'Tiling')")
+                         "--shared-pooling (an engine's tiles then pool on their own, docs/commands.md 'Tiling')")
     precision = graph_precision(proto)
     if any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in proto.graph.node):
         violations = tensorrt_qdq_violations(proto)

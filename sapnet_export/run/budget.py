@@ -150,7 +150,7 @@ def choose_configuration(configs: Sequence[Path], target_fps: float, frame: tupl
     if not configs:
         raise InputError("--target-fps needs --configs: bench reports measured on this machine, e.g. "
                          "'sapnet-export bench --data D --gt G --stages 1-6 --json engines/configs' "
-                         "(README, 'Frame-rate budget')")
+                         "(docs/commands.md, 'Frame-rate budget')")
     found, excluded = load_configurations(configs, machine or machine_info())
     checkpoint = load_weights(weights)[1] if any(c.backend == "torch" for c in found) else None
     usable = []

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sapnet_export.data.stream import FrameSource, open_sink
+from sapnet_export.data.stream import FrameSource
+
+from sapnet_export.data.sinks import open_sink
 from sapnet_export.runners.base import Runner
 from .pipeline import StreamStats, run_stream
 

@@ -25,7 +25,8 @@ import numpy as np
 
 from sapnet_export.data.images import to_uint8
 from sapnet_export.runners.base import Runner
-from sapnet_export.data.stream import FrameSink, FrameSource
+from sapnet_export.data.stream import FrameSource
+from sapnet_export.data.sinks import FrameSink
 from sapnet_export.model.tiling import TilePlan, plan_tiles, run_tiled, run_tiled_shared_pooling
 
 #: Capacity of each queue, frames (bounds memory: 2 x 4 frames of 1080p uint8 is 50 MB).

@@ -54,7 +54,7 @@ class Runner(abc.ABC):
     max_frame: tuple[int, int] | None = None
 
     #: Whether :meth:`run_tiles` is implemented: the tiles of a frame run as one batch whose channel
-    #: attention pools over the whole frame (README "Tiling"). True for torch and for ONNX Runtime with
+    #: attention pools over the whole frame (docs/commands.md "Tiling"). True for torch and for ONNX Runtime with
     #: a ``--shared-pooling`` export; plain exports and TensorRT engines pool per input: False.
     shared_pooling = False
 

@@ -186,7 +186,7 @@ def run_verification(reference: Runner, weights_sha256: str, targets: list[Targe
                      on_latency: Callable[[str, Latency], None] | None = None) -> Verification:
     """Fidelity, quality, gates and latency of ``targets`` against ``reference`` on ``items``.
 
-    ``runs=0`` skips latency. Returns the :class:`Verification`; its payload follows the README's schema.
+    ``runs=0`` skips latency. Returns the :class:`Verification`; its payload follows docs/formats.md (verify-v1).
 
     Raises:
         InputError: unreadable images or ground truth, bad latency options.

@@ -3,7 +3,8 @@ import pytest
 
 from conftest import block_frames as _frames, write_frames_video as write_video, write_rgb
 from sapnet_export.errors import InputError
-from sapnet_export.data.stream import FolderSink, NullSink, VideoSink, open_sink, open_source
+from sapnet_export.data.stream import open_source
+from sapnet_export.data.sinks import FolderSink, NullSink, VideoSink, open_sink
 
 
 def test_a_video_round_trips_with_odd_sizes_padded_and_no_temporary_file_left(tmp_path):

@@ -65,7 +65,7 @@ def test_pool_weights_are_a_partition_of_the_frame():
 def test_shared_pooling_tiles_match_the_whole_frame_better(official_checkpoint, tmp_path):
     """Per-tile pooling is the error overlap cannot hide; tiles that share the frame's pooling lose it,
     in PyTorch and in ONNX Runtime with a shared-pooling export (published weights on a Rain100L crop;
-    README 'Tiling' has the full-size measurement)."""
+    docs/commands.md 'Tiling' has the full-size measurement)."""
     from conftest import need_shared
     from sapnet_export.data.images import read_image
     from sapnet_export.model.tiling import run_tiled_shared_pooling

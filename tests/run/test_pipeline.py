@@ -5,7 +5,8 @@ import pytest
 
 from sapnet_export.run.pipeline import run_stream
 from sapnet_export.runners import create_runner
-from sapnet_export.data.stream import FolderSink, Frame, FrameSource, NullSink, VideoSink, open_source
+from sapnet_export.data.stream import Frame, FrameSource, open_source
+from sapnet_export.data.sinks import FolderSink, NullSink, VideoSink
 from conftest import block_frames as _frames, write_frames_video as write_video
 
 
