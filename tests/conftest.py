@@ -89,6 +89,14 @@ def write_rgb(path: Path, height: int = 24, width: int = 32, seed: int = 0) -> P
     return path
 
 
+def write_rgb_folder(folder: Path, count: int, height: int = 24, width: int = 32, prefix: str = "") -> Path:
+    """Create ``folder`` with ``count`` random RGB PNGs ``<prefix><seed>.png`` (seeds 0..count-1)."""
+    folder.mkdir(parents=True)
+    for seed in range(count):
+        write_rgb(folder / f"{prefix}{seed}.png", height, width, seed=seed)
+    return folder
+
+
 def invoke_cli(*args) -> tuple[int, str]:
     """Run ``sapnet-export ARGS`` in-process; return (exit code, stdout and stderr)."""
     from typer.testing import CliRunner

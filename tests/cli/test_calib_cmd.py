@@ -1,13 +1,10 @@
 import json
 
-from conftest import invoke_cli as invoke, write_rgb
+from conftest import invoke_cli as invoke, write_rgb, write_rgb_folder
 
 
 def test_calib_build_then_show_then_stale(tmp_path):
-    src = tmp_path / "src"
-    src.mkdir()
-    for seed in range(3):
-        write_rgb(src / f"{seed}.png", 20, 30, seed=seed)
+    src = write_rgb_folder(tmp_path / "src", 3, 20, 30)
     out = tmp_path / "calibration" / "cam"
     code, output = invoke("calib", "build", src, "-o", out, "--size", "16x24", "--count", "2",
                           "--seed", "3")
@@ -32,10 +29,7 @@ def test_calib_build_errors_exit_2(tmp_path):
 
 
 def test_calib_build_synthetic_rain_on_clean_frames(tmp_path):
-    clean = tmp_path / "clean"
-    clean.mkdir()
-    for seed in range(3):
-        write_rgb(clean / f"{seed}.png", 20, 30, seed=seed)
+    clean = write_rgb_folder(tmp_path / "clean", 3, 20, 30)
     out = tmp_path / "calibration" / "mixed"
     code, output = invoke("calib", "build", "--clean", clean, "--synthetic-rain", "mixed", "-o", out,
                           "--size", "16x24", "--count", "4")

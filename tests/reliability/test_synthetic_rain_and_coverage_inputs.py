@@ -7,15 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, invoke_cli as invoke, write_rgb
+from conftest import ROOT, invoke_cli as invoke, write_rgb, write_rgb_folder
 
 
 @pytest.fixture
 def clean(tmp_path):
-    folder = tmp_path / "clean"
-    folder.mkdir()
-    for seed in range(2):
-        write_rgb(folder / f"{seed}.png", 20, 30, seed=seed)
+    folder = write_rgb_folder(tmp_path / "clean", 2, 20, 30)
     return folder
 
 

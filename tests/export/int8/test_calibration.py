@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import write_rgb
+from conftest import write_rgb, write_rgb_folder
 from sapnet_export.export.int8.calibration import (FRAMES_NAME, MANIFEST_NAME, MIN_RECOMMENDED_FRAMES,
                                        build_calibration, load_calibration)
 from sapnet_export.errors import InputError
@@ -14,10 +14,7 @@ from conftest import write_grey_video as write_video
 
 @pytest.fixture
 def sources(tmp_path):
-    folder = tmp_path / "src"
-    folder.mkdir()
-    for seed in range(5):
-        write_rgb(folder / f"f{seed}.png", 30, 40, seed=seed)
+    folder = write_rgb_folder(tmp_path / "src", 5, 30, 40, prefix="f")
     return folder
 
 
