@@ -18,7 +18,6 @@ Use it as ``verify ... --data OUT/input --gt OUT/target``. Calibration must not 
 from __future__ import annotations
 
 import argparse
-import shlex
 import shutil
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sapnet_export.provenance import stamp
 from sapnet_export.data.images import discover_images, evenly_spaced, read_image, write_png
 from sapnet_export.data.synthetic_rain import PRESETS, make_rainy
 from sapnet_export.fileio import sha256_file, write_json
@@ -55,7 +55,7 @@ def build_set(clean_dir: Path, output: Path, *, count: int, preset: str, seed: i
         record = {"format": "sapnet-export/synthetic-rain-set-v1", "preset": preset,
                   "ranges": asdict(ranges), "seed": seed, "count": len(records),
                   "renderer": "sapnet_export.data.synthetic_rain.make_rainy",
-                  "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]), "images": records}
+                  **stamp(), "images": records}
         write_json(tmp / "SOURCES.json", record)
         if output.exists():
             shutil.rmtree(output)
