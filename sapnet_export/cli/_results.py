@@ -3,6 +3,7 @@ options are in :mod:`sapnet_export.cli.options`)."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -61,24 +62,34 @@ def progress() -> Progress:
                     MofNCompleteColumn(), TimeElapsedColumn(), console=err_console, transient=True)
 
 
+@contextmanager
+def verification_args(checks, *, data: Path, gt: Path | None, unmatched: dict, count: int):  # noqa: ANN001
+    """The keyword arguments of :func:`sapnet_export.verify.parity.run_verification` from the
+    ``checks`` options (options.VerificationArgs), with a progress bar over ``count`` images and a
+    line per latency, for as long as the ``with`` block runs; and a function that sets the bar's
+    description (what is being made before the images are run)."""
+    from sapnet_export.shapes import parse_sizes
+
+    with progress() as bar:
+        task = bar.add_task("evaluating", total=count)
+        yield (dict(
+            data=data, gt=gt, min_psnr_db=checks.min_psnr, max_quality_drop_db=checks.max_quality_drop,
+            sizes=parse_sizes(checks.sizes) if checks.sizes else None, runs=checks.runs,
+            duration_s=checks.duration, unmatched=unmatched,
+            on_image=lambda i, name: bar.update(task, completed=i, description=Path(name).name),
+            on_latency=lambda name, lat: err_console.print(
+                f"latency {name} at {lat.size}: p50 {lat.p50:.1f} ms, p99 {lat.p99:.1f} ms ({lat.runs} runs)")),
+               lambda text: bar.update(task, description=text))
+
+
 def run(reference, weights_sha256: str, targets: list, items: list, *, data: Path, gt: Path | None,  # noqa: ANN001
         checks, unmatched: dict):  # noqa: ANN001 - options.VerificationArgs
-    """:func:`sapnet_export.verify.parity.run_verification` with the ``checks`` options, a progress bar
-    and a line per latency."""
-    from sapnet_export.shapes import parse_sizes
+    """:func:`sapnet_export.verify.parity.run_verification` with the ``checks`` options
+    (:func:`verification_args`)."""
     from sapnet_export.verify.parity import run_verification
 
-    parsed = parse_sizes(checks.sizes) if checks.sizes else None
-    with progress() as bar:
-        task = bar.add_task("evaluating", total=len(items))
-        return run_verification(
-            reference, weights_sha256, targets, items, data=data, gt=gt, min_psnr_db=checks.min_psnr,
-            max_quality_drop_db=checks.max_quality_drop, sizes=parsed, runs=checks.runs,
-            duration_s=checks.duration,
-            unmatched=unmatched, on_image=lambda i, name: bar.update(task, completed=i,
-                                                                     description=Path(name).name),
-            on_latency=lambda name, lat: err_console.print(
-                f"latency {name} at {lat.size}: p50 {lat.p50:.1f} ms, p99 {lat.p99:.1f} ms ({lat.runs} runs)"))
+    with verification_args(checks, data=data, gt=gt, unmatched=unmatched, count=len(items)) as (args, _):
+        return run_verification(reference, weights_sha256, targets, items, **args)
 
 
 def finish(verification, title: str, json_path: Path | None, report_dir: Path | None) -> None:  # noqa: ANN001

@@ -51,12 +51,17 @@ def bench_command(
     workdir: Annotated[Path, typer.Option(
         "--workdir", help="Where the ONNX files and engines are made (replaced each run).")] = Path("engines/bench"),
     log: Annotated[Path, typer.Option("--log", help="Append a JSON line per run here.")] = Path("engines/bench.log"),
+    triton: Annotated[Optional[list[str]], typer.Option(
+        "--triton", metavar="URL", help="A model served by Triton (grpc://HOST:PORT/NAME or "
+        "http://HOST:PORT/NAME, e.g. by 'sapnet-export serve') to verify and time beside the formats "
+        "(repeatable).")] = None,
     checks: opts.VerificationArgs = opts.VerificationArgs(),
     max_megapixels: MaxMegapixelsOpt = DEFAULT_MAX_MEGAPIXELS,
 ) -> None:
     """Make each format from the weights (ONNX fp32/fp16/int8, engines on a GPU), verify it against
     PyTorch fp32 on --data (fidelity; quality with --gt), time it, and print one row per format. Exit 0
     even when a format fails its gates (the table says so); 2 on usage or input errors."""
+    from sapnet_export.runners.triton_runner import is_triton_url
     from sapnet_export.verify.bench import check_held_out, parse_formats
     from sapnet_export.engine.trt_api import current_gpu
     from sapnet_export.model.checkpoints import load_weights
@@ -70,6 +75,10 @@ def bench_command(
     check_output(log, option="--log")
     gpu = current_gpu() is not None
     names = parse_formats(formats, gpu=gpu)
+    served = list(triton or [])
+    for url in served:
+        if not is_triton_url(url):
+            raise InputError(f"--triton {url}: expected grpc://HOST:PORT/NAME or http://HOST:PORT/NAME")
     calibration = load_calibration_warning_if_stale(calib) if calib is not None else None
     items, unmatched = shared.discover_with_ground_truth(data, gt, checks.limit)
     shared.guard_sizes(items, checks.sizes, max_megapixels, ["torch", "onnxruntime"])
@@ -79,29 +88,32 @@ def bench_command(
         raise InputError(f"--stages {stages}: {info.name} has {model.stages} stages")
     several = len(sweep) > 1
     for k in sweep:
-        _bench_once(model, info, k, names, calibration, items, unmatched, gpu=gpu,
+        _bench_once(model, info, k, names, served, calibration, items, unmatched, gpu=gpu,
                     workdir=workdir / f"k{k}" if several else workdir,
                     json_path=json_path / f"k{k}.json" if several and json_path else json_path,
                     report=report / f"k{k}" if several and report else report, log=log,
                     options=dict(data=data, gt=gt, checks=checks))
 
 
-def _bench_once(model, info, stages, names, calibration, items, unmatched, *, gpu, workdir,  # noqa: ANN001
-                json_path, report, log, options) -> None:
-    """One bench at ``stages``: make the formats, verify and time them, print and write the results."""
-    from sapnet_export.verify.bench import append_log, make_targets
+def _bench_once(model, info, stages, names, served, calibration, items, unmatched, *, gpu,  # noqa: ANN001
+                workdir, json_path, report, log, options) -> None:
+    """One bench at ``stages`` (:func:`~sapnet_export.verify.bench.run_bench`): print and write the results."""
+    from sapnet_export.verify.bench import append_log, run_bench
     from sapnet_export.runners.torch_runner import TorchRunner
 
     reference = TorchRunner(model, info, stages=stages, device="cpu")
     console.print(f"reference: torch fp32 on the CPU, {info.name} (sha256 {info.sha256[:12]}), "
-                  f"{reference.info.stages} stages; {len(items)} images; formats: {', '.join(names)}")
-    with console.status("making the formats...") as status:
-        targets = make_targets(model, info, reference, names, workdir, calibration=calibration,
-                               stages=stages, gpu=gpu, on_step=lambda name: status.update(f"making {name}..."))
-    for target in targets:
+                  f"{reference.info.stages} stages; {len(items)} images; formats: {', '.join(names + served)}")
+
+    def made(target) -> None:  # noqa: ANN001 - verify.targets.Target
         console.print(f"{target.name}: " + (f"[red]failed[/] {target.reason}" if target.status == "failed"
                                            else f"{target.file or 'PyTorch'} ({target.backend} {target.precision})"))
-    verification = shared.run(reference, info.sha256, targets, items, unmatched=unmatched, **options)
+
+    with shared.verification_args(options["checks"], data=options["data"], gt=options["gt"],
+                                  unmatched=unmatched, count=len(items)) as (args, describe):
+        verification = run_bench(model, info, reference, names, items, workdir=workdir,
+                                 calibration=calibration, stages=stages, gpu=gpu, served=served,
+                                 on_step=lambda name: describe(f"making {name}"), on_made=made, **args)
     shared.finish(verification, f"bench: {reference.info.stages} stages, {len(items)} images, "
                                 f"{verification.payload['machine']['cpu']}",
                   json_path, report)

@@ -9,7 +9,7 @@ import typer
 
 from sapnet_export.errors import InputError
 from sapnet_export.shapes import parse_sizes
-from ._app import app, console
+from ._app import app, console, err_console
 
 
 @app.command("triton-repo")
@@ -33,6 +33,10 @@ def triton_repo_command(
         "--batch-delay-us", min=0, max=10_000_000, help="dynamic_batching max_queue_delay_microseconds.")] = 0,
     warmup: Annotated[str, typer.Option(
         "--warmup", help="HxW of the warm-up frame Triton runs when it loads the model.")] = "480x640",
+    container_tensorrt: Annotated[Optional[str], typer.Option(
+        "--container-tensorrt", metavar="X.Y.Z", help="TensorRT version of the Triton container that "
+        "will serve the --engine plans (its release notes list it); a plan built by another version is "
+        "refused, since TensorRT loads only engines of its own version.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing REPO/NAME.")] = False,
 ) -> None:
     """Write REPO/NAME/config.pbtxt and REPO/NAME/1/model.onnx (or model_smXY.plan per compute
@@ -49,8 +53,15 @@ def triton_repo_command(
         raise InputError(f"--warmup {warmup!r}: expected one HxW, e.g. 480x640")
     options = RepoOptions(name=name, max_batch=max_batch, instances=instances, kind=kind,
                           trt_accelerator=trt_accelerator, openvino_accelerator=openvino_accelerator,
-                          batch_delay_us=batch_delay_us, warmup=sizes[0])
+                          batch_delay_us=batch_delay_us, warmup=sizes[0],
+                          container_tensorrt=container_tensorrt)
+    if container_tensorrt is not None and not engines:
+        raise InputError("--container-tensorrt checks TensorRT plans: give --engine")
     final = write_repository(output, options, onnx=onnx, engines=engines or None, force=force)
+    if engines and container_tensorrt is None:
+        err_console.print("[yellow]warning:[/] a TensorRT plan loads only in a container whose TensorRT "
+                          "built it (config parameter sapnet.tensorrt_version); pass "
+                          "--container-tensorrt X.Y.Z to check it against the container you will run")
     console.print(f"wrote {final}/config.pbtxt and {final}/1/ "
                   f"({', '.join(p.name for p in sorted((final / '1').iterdir()))}); serve it with: docker run "
                   f"--rm -p8000:8000 -p8001:8001 -p8002:8002 -v {output.resolve()}:/models "

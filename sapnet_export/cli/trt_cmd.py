@@ -77,22 +77,19 @@ def trt_command(
                            targets=tuple(target or ()), timing_cache=timing_cache,
                            workspace_mib=workspace, opt_level=opt_level)
     output = output or Path(f"engines/sapnet_{precision}.engine")
+    if onnx_file is None:  # weights -> ONNX beside the engine -> engine
+        _from_weights(weights or "default", output, options, precision, calib, calib_method, keep_fp32,
+                      images, min_psnr, stages, force, max_megapixels)
+        return
+    if calib is not None or keep_fp32:
+        raise InputError("--calib/--keep-fp32 convert weights; an --onnx graph already carries its "
+                         "precision (convert with 'sapnet-export onnx --precision int8')")
     check_output(output, force=force, option="--output")
     check_output(sidecar_path(output), option="--output (its sidecar)")
     if timing_cache is not None:
         check_output(timing_cache, option="--timing-cache")
-    if onnx_file is None:  # exported beside the engine first
-        check_output(output.with_suffix(".onnx"), option="--output (the ONNX exported first)")
-        check_output(output.with_suffix(".onnx.json"), option="--output (the ONNX's report)")
-    checkpoint = None
-    if onnx_file is None:
-        onnx_file, checkpoint = _export(weights or "default", output, precision, calib, calib_method,
-                                        keep_fp32, images, min_psnr, stages, force, max_megapixels)
-    elif calib is not None or keep_fp32:
-        raise InputError("--calib/--keep-fp32 convert weights; an --onnx graph already carries its "
-                         "precision (convert with 'sapnet-export onnx --precision int8')")
     with console.status(f"building the engine from {onnx_file}..."):
-        result = build_engine(onnx_file, output, options, checkpoint=checkpoint, force=force,
+        result = build_engine(onnx_file, output, options, force=force,
                               expect_precision=precision if (fp16 or int8) else None,
                               expect_stages=stages, allow_foreign_model=allow_foreign_model)
     _print_engine(result)
@@ -126,28 +123,42 @@ def _print_engine(result) -> None:  # noqa: ANN001 - EngineResult
                   f"{side['builder']['version']} for {target_text}")
 
 
-def _export(weights: str, output: Path, precision: str, calib: Path | None, calib_method: str,
-            keep_fp32: list[str] | None, images: list[Path] | None, min_psnr: float | None,
-            stages: int | None, force: bool, max_megapixels: float) -> tuple[Path, dict]:
-    """Export (and convert) the weights to ``OUTPUT.onnx`` with :func:`~sapnet_export.export.onnx_export.export_onnx`."""
-    from sapnet_export.errors import InputError
-    from sapnet_export.export.onnx_export import export_onnx
+def _from_weights(weights: str, output: Path, options, precision: str, calib: Path | None,  # noqa: ANN001
+                  calib_method: str, keep_fp32: list[str] | None, images: list[Path] | None,
+                  min_psnr: float | None, stages: int | None, force: bool, max_megapixels: float) -> None:
+    """:func:`~sapnet_export.engine.from_weights.export_and_build`, printing the export's check and the engine."""
     from sapnet_export.data.frame_guard import check_images
     from sapnet_export.data.images import discover_images
+    from sapnet_export.engine.from_weights import check_outputs, export_and_build
+    from sapnet_export.export.onnx_export import ExportOptions
     from sapnet_export.model.checkpoints import load_weights
 
-    onnx_path = output.with_suffix(".onnx")
-    if onnx_path.exists() and not force:
-        raise InputError(f"{onnx_path}: the ONNX this command exports already exists; build from it "
-                         "with --onnx, or pass --force to export again")
+    check_outputs(output, options, force=force)
     int8 = opts.int8_options(calib, method=calib_method, keep_fp32=keep_fp32, int8_flag="--int8")
     items = discover_images(images) if images else []
     check_images([path for path, _ in items], max_megapixels=max_megapixels, backends=["torch", "onnxruntime"])
     model, info = load_weights(weights)
     console.print(f"weights: {info.name} -> {info.path} (sha256 {info.sha256[:12]})")
-    with console.status(f"exporting {precision} ONNX and checking it against PyTorch..."):
-        result = export_onnx(model, info, onnx_path, stages=stages, precision=precision, images=items,
-                             min_psnr_db=min_psnr, int8=int8, force=force, require_held_out=False)
+    export = ExportOptions(stages=stages, precision=precision, min_psnr_db=min_psnr, int8=int8,
+                           require_held_out=False)
+    status = console.status(f"exporting {precision} ONNX and checking it against PyTorch...")
+    status.start()
+    try:
+        def exported(result) -> None:  # noqa: ANN001 - ExportResult
+            status.stop()
+            _print_export(result, precision)
+            status.update(f"building the engine from {result.path}...")
+            status.start()
+
+        _, engine = export_and_build(model, info, output, export, options, images=items, force=force,
+                                     on_exported=exported)
+    finally:
+        status.stop()
+    _print_engine(engine)
+
+
+def _print_export(result, precision: str) -> None:  # noqa: ANN001 - ExportResult
+    """The exported ONNX's coverage, its check against PyTorch, and where it was written."""
     print_coverage(result.report)
     summary = result.report["held_out"]["summary"]
     if summary["images"]:
@@ -162,4 +173,3 @@ def _export(weights: str, output: Path, precision: str, calib: Path | None, cali
         err_console.print("[yellow]warning:[/] no held-out images (--images): the int8 graph's "
                           "fidelity to PyTorch was not measured; measure it with --images DIR")
     console.print(f"[green]wrote[/] {result.path} ({result.size_bytes / 1e6:.2f} MB) and its report")
-    return result.path, {"name": info.name, "path": str(info.path), "sha256": info.sha256}

@@ -34,7 +34,9 @@ class RepoOptions:
     """``triton-repo`` options: model ``name``; ``max_batch`` (``max_batch_size``); ``instances`` per
     device; ``kind`` ``cpu`` or ``gpu``; ``trt_accelerator`` (``fp16``: ONNX Runtime's TensorRT
     execution accelerator on the GPU) and ``openvino_accelerator`` (on the CPU);
-    ``batch_delay_us``; ``warmup`` (H, W) of the warm-up frame."""
+    ``batch_delay_us``; ``warmup`` (H, W) of the warm-up frame; ``container_tensorrt``: the TensorRT
+    version (``10.7.0.23``, at least major.minor.patch) of the Triton container that will load the
+    plans, read from its release notes (docs/serving.md), checked against each plan's builder."""
 
     name: str = "sapnet"
     max_batch: int = 4
@@ -44,6 +46,31 @@ class RepoOptions:
     openvino_accelerator: bool = False
     batch_delay_us: int = 0
     warmup: tuple[int, int] = (480, 640)
+    container_tensorrt: str | None = None
+
+
+def check_container_tensorrt(engine: Path, built_with: str, container: str) -> None:
+    """Refuse a plan that the container's TensorRT will not deserialize: TensorRT engines are
+    compatible only with the version that built them (TensorRT developer guide, "Version
+    Compatibility"; the toolkit does not build version-compatible engines). Versions are compared on
+    the components both give (``10.7.0`` matches ``10.7.0.23``).
+
+    Raises:
+        InputError: ``container`` is not a version of at least three numeric components, or it
+            differs from ``built_with`` (the engine sidecar's ``builder.version``).
+    """
+    parts = container.split(".")
+    if len(parts) < 3 or not all(part.isdigit() for part in parts):
+        raise InputError(f"--container-tensorrt {container!r}: expected the container's TensorRT "
+                         "version, at least major.minor.patch, e.g. 10.7.0 or 10.7.0.23")
+    built = built_with.split(".")
+    common = min(len(parts), len(built))
+    if parts[:common] != built[:common]:
+        raise InputError(f"{engine}: built by TensorRT {built_with}; the container's TensorRT is "
+                         f"{container}, and a TensorRT engine loads only in the version that built "
+                         f"it. Build the engine with TensorRT {container} (the container itself has "
+                         "trtexec), or choose the NGC release whose TensorRT is "
+                         f"{'.'.join(built[:3])} (docs/serving.md)")
 
 
 def _onnx_model(path: Path) -> tuple[dict, dict[str, str]]:
@@ -70,12 +97,15 @@ def _onnx_model(path: Path) -> tuple[dict, dict[str, str]]:
                    "backend": "onnxruntime", "model": path.name}
 
 
-def _engine_models(paths: list[Path]) -> tuple[dict, dict[str, str], dict[str, Path]]:
+def _engine_models(paths: list[Path], container_tensorrt: str | None = None,
+                   ) -> tuple[dict, dict[str, str], dict[str, Path]]:
     """I/O types, metadata and ``{"8.9": engine}`` of TensorRT engines built by ``sapnet-export trt``.
 
     Raises:
         InputError: a missing sidecar, a TensorRT-RTX engine (its runtime is not Triton's TensorRT
-            backend), two engines for one compute capability, or engines that differ in I/O.
+            backend), an engine that is not built by ``container_tensorrt``
+            (:func:`check_container_tensorrt`), two engines for one compute capability, or engines
+            that differ in I/O.
     """
     from sapnet_export.engine.sidecar import load_sidecar
 
@@ -89,6 +119,8 @@ def _engine_models(paths: list[Path]) -> tuple[dict, dict[str, str], dict[str, P
                              "(platform tensorrt_plan) does not load. Serve the ONNX file instead "
                              "(triton-repo --onnx, --kind gpu --trt-accelerator fp16) or build the "
                              "engine with full TensorRT (sapnet-export trt --builder tensorrt)")
+        if container_tensorrt is not None:
+            check_container_tensorrt(path, builder["version"], container_tensorrt)
         io = {e["name"]: e["dtype"] for e in sidecar["io"]}
         if types is not None and io != types:
             raise InputError(f"{path}: inputs/outputs {io} differ from the other engines' {types}")
@@ -116,7 +148,7 @@ def _plan_files(engines: list[Path], options: RepoOptions):  # noqa: ANN202 - (t
 
     if options.kind != "gpu" or options.trt_accelerator or options.openvino_accelerator:
         raise InputError("TensorRT plans run on the GPU only: --kind gpu, without accelerators")
-    types, meta, by_cc = _engine_models(engines)
+    types, meta, by_cc = _engine_models(engines, options.container_tensorrt)
     if options.max_batch > int(meta["max_batch_profile"]):
         raise InputError(f"--max-batch {options.max_batch}: the engines' optimization profile "
                          f"takes at most {meta['max_batch_profile']} frames")

@@ -19,7 +19,7 @@ from sapnet_export.measure.evaluation import refuse_calibration_images
 from sapnet_export.provenance import utc_now
 from sapnet_export.model.network import SAPNet
 from sapnet_export.runners.base import Runner
-from .parity import Target
+from .parity import Target, Verification, run_verification
 from sapnet_export.model.checkpoints import WeightsInfo
 
 
@@ -124,6 +124,48 @@ def make_targets(model: SAPNet, info: WeightsInfo, reference: Runner, formats: S
                                   precision=fmt.precision,
                                   backend="tensorrt" if fmt.engine else fmt.backend))
     return targets
+
+
+def run_bench(model: SAPNet, info: WeightsInfo, reference: Runner, formats: Sequence[str],
+              items: list[tuple[Path, Path | None]], *, workdir: Path, calibration: CalibrationSet | None,
+              stages: int | None, gpu: bool = False, served: Sequence[str] = (),
+              on_step: Callable[[str], None] | None = None,
+              on_made: Callable[[Target], None] | None = None, **verification) -> Verification:
+    """``sapnet-export bench`` as one call: :func:`make_targets` into ``workdir``, then each served
+    model in ``served`` (``grpc://HOST:PORT/NAME`` or ``http://...``: a model on a running Triton
+    server, the ``triton`` backend of :mod:`sapnet_export.runners.triton_runner`), then
+    :func:`~sapnet_export.verify.parity.run_verification` of all of them against ``reference`` on
+    ``items`` (``[(image, ground truth or None)]``).
+
+    ``on_made(target)`` is called as each target is ready (or failed); ``verification`` holds the
+    keyword arguments of :func:`~sapnet_export.verify.parity.run_verification` (``data``, ``gt``,
+    gates, latency ``sizes``/``runs``/``duration_s``, callbacks). The served models' client
+    connections are closed before it returns.
+
+    Raises:
+        InputError: see :func:`check_held_out`; a served model that is down, not ready or not the
+            toolkit's contract (:class:`~sapnet_export.runners.triton_runner.TritonRunner`).
+    """
+    from .targets import check_stages, open_target
+
+    check_held_out(items, calibration)
+    targets = []
+    try:
+        for url in served:  # first: a server that is down fails before anything is made
+            if on_step:
+                on_step(url)
+            targets.append(open_target(url, weights=info.name, stages=stages))
+        targets = make_targets(model, info, reference, formats, workdir, calibration=calibration,
+                               stages=stages, gpu=gpu, on_step=on_step) + targets
+        check_stages(reference, [t for t in targets if t.runner is not None and not t.is_reference])
+        for target in targets:
+            if on_made:
+                on_made(target)
+        return run_verification(reference, info.sha256, targets, items, **verification)
+    finally:
+        for target in targets:
+            if hasattr(target.runner, "close"):  # the triton Runner's client connection
+                target.runner.close()
 
 
 def check_held_out(items: Sequence[tuple[Path, Path | None]], calibration: CalibrationSet | None) -> None:

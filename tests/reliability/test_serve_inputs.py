@@ -79,3 +79,12 @@ def test_contract_check_names_what_differs():
         with pytest.raises(InputError, match=None) as error:
             check_contract("u", {**good, **change})
         assert expected in str(error.value)
+
+
+def test_bench_triton_server_down_fails_before_anything_is_made(tiny_models, tmp_path):
+    (port,) = free_ports(1)
+    code, output = invoke_cli("bench", "--weights", tiny_models["checkpoint"], "--data", tiny_models["data"],
+                              "--formats", "onnx", "--triton", f"grpc://127.0.0.1:{port}/sapnet",
+                              "--workdir", tmp_path / "w", "--log", tmp_path / "b.log")
+    assert code == 2 and "could not reach the server" in output, output
+    assert not (tmp_path / "w").exists() and not (tmp_path / "b.log").exists()

@@ -1,6 +1,8 @@
 """``sapnet-export triton-repo``: each kind of entry round-trips through Triton's ModelConfig protobuf
 (tritonclient.grpc.model_config_pb2) and matches the model file; TensorRT-RTX engines are refused."""
 
+from pathlib import Path
+
 import pytest
 from google.protobuf import text_format
 
@@ -63,6 +65,50 @@ def test_tensorrt_rtx_engine_refused_with_the_reason(tiny_engines, tmp_path):
                               "-o", tmp_path / "repo")
     assert code == 2 and "TensorRT-RTX runtime" in output and "tensorrt_plan" in output, output
     assert not (tmp_path / "repo" / "sapnet").exists()
+
+
+@pytest.fixture
+def full_trt_engine(tiny_engines, tmp_path):
+    """The tiny fp32 engine with its sidecar relabelled as built by full TensorRT 10.7.0.23: full
+    TensorRT does not install from PyPI, so no real one can be built here; ``triton-repo`` reads only
+    the sidecar and copies the plan."""
+    import json
+    import shutil
+
+    engine = shutil.copyfile(tiny_engines["fp32"], tmp_path / "trt.engine")
+    side = json.loads(Path(f"{tiny_engines['fp32']}.json").read_text())
+    side["builder"].update(kind="tensorrt", name="TensorRT", version="10.7.0.23")
+    Path(f"{engine}.json").write_text(json.dumps(side))
+    return engine
+
+
+@pytest.mark.parametrize("container, expected", [
+    ("10.8.0", "built by TensorRT 10.7.0.23; the container's TensorRT is 10.8.0"),
+    ("10.7.1.2", "built by TensorRT 10.7.0.23"),
+    ("10.7", "at least major.minor.patch"), ("ten", "at least major.minor.patch"),
+])
+def test_container_tensorrt_must_be_the_plans(full_trt_engine, tmp_path, container, expected):
+    code, output = invoke_cli("triton-repo", "--engine", full_trt_engine, "--kind", "gpu",
+                              "--container-tensorrt", container, "-o", tmp_path / "repo")
+    assert code == 2 and expected in output, output
+    assert not (tmp_path / "repo" / "sapnet").exists()
+
+
+def test_tensorrt_plan_entry_for_the_matching_container(full_trt_engine, tiny_models, tmp_path):
+    # the tiny engines' profile takes one frame: --max-batch 1
+    code, output = invoke_cli("triton-repo", "--engine", full_trt_engine, "--kind", "gpu", "--max-batch", "1",
+                              "--container-tensorrt", "10.7.0", "-o", tmp_path / "repo")
+    assert code == 0 and "warning" not in output, output
+    config = text_format.Parse((tmp_path / "repo" / "sapnet" / "config.pbtxt").read_text(), pb.ModelConfig())
+    assert config.platform == "tensorrt_plan" and dict(config.cc_model_filenames) == {"8.9": "model_sm89.plan"}
+    assert config.parameters["sapnet.tensorrt_version"].string_value == "10.7.0.23"
+    assert (tmp_path / "repo" / "sapnet" / "1" / "model_sm89.plan").read_bytes() == full_trt_engine.read_bytes()
+    code, output = invoke_cli("triton-repo", "--engine", full_trt_engine, "--kind", "gpu", "--max-batch", "1",
+                              "-o", tmp_path / "r2")
+    assert code == 0 and "--container-tensorrt" in output, output  # unchecked: said so
+    code, output = invoke_cli("triton-repo", "--onnx", tiny_models["fp32"], "--container-tensorrt", "10.7.0",
+                              "-o", tmp_path / "r3")
+    assert code == 2 and "give --engine" in output and not (tmp_path / "r3").exists(), output
 
 
 def test_check_config_refuses_a_config_that_does_not_match():

@@ -115,6 +115,27 @@ def test_verify_and_derain_through_triton(server, tiny_models, tmp_path):
         assert np.array_equal(np.asarray(Image.open(png)), np.asarray(Image.open(tmp_path / "t" / png.name)))
 
 
+def test_bench_row_for_the_served_model(server, tiny_models, tmp_path):
+    """``bench --triton URL``: the served model is a row beside the formats, with the fidelity of the
+    ONNX file the bench makes from the same weights (the served file is that export too)."""
+    import json
+
+    code, output = invoke_cli("bench", "--weights", tiny_models["checkpoint"], "--data", tiny_models["data"],
+                              "--formats", "onnx", "--triton", server["grpc"], "--runs", "2",
+                              "--workdir", tmp_path / "work", "--log", tmp_path / "bench.log",
+                              "--json", tmp_path / "b.json")
+    assert code == 0, output
+    onnx, served = json.loads((tmp_path / "b.json").read_text())["targets"]
+    assert onnx["name"] == "onnx" and served["backend"] == "triton" and served["status"] == "ok"
+    assert served["fidelity"]["psnr_mean_db"] == pytest.approx(onnx["fidelity"]["psnr_mean_db"], abs=1e-6)
+    assert served["versions"]["tritonserver"] and served["latency_ms"]["p50"] > 0
+    code, output = invoke_cli("bench", "--weights", tiny_models["checkpoint"], "--data", tiny_models["data"],
+                              "--formats", "onnx", "--triton", "tcp://127.0.0.1:1/sapnet",
+                              "--workdir", tmp_path / "w2", "--log", tmp_path / "b2.log")
+    assert code == 2 and "--triton tcp://127.0.0.1:1/sapnet" in output, output
+    assert not (tmp_path / "w2").exists() and not (tmp_path / "b2.log").exists()
+
+
 def test_bad_requests_are_answered_and_the_server_survives(server):
     import tritonclient.grpc as grpcclient
     from tritonclient.utils import InferenceServerException
