@@ -15,8 +15,10 @@ from .int8.sensitivity import BudgetResult, describe_mix
 
 #: ``format`` of the JSON report written beside every export. v2: ``held_out.summary`` has the schema of
 #: :func:`sapnet_export.measure.evaluation.summarize` (the one ``verify`` writes; v1 had flat
-#: ``fidelity_psnr_db_mean``/``gt_*`` keys).
-CONVERSION_REPORT_FORMAT = "sapnet-export/conversion-report-v2"
+#: ``fidelity_psnr_db_mean``/``gt_*`` keys). v3: the int8 group mixes (``int8.chosen``, ``tried``,
+#: ``sensitivity``) have ``fidelity`` {``psnr_mean_db``, ``psnr_min_db``} too
+#: (:func:`~sapnet_export.export.int8.sensitivity.describe_mix`).
+CONVERSION_REPORT_FORMAT = "sapnet-export/conversion-report-v3"
 
 
 #: ``pooling`` metadata of a plain and of a shared-pooling export.

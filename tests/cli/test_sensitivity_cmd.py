@@ -15,7 +15,7 @@ def test_sensitivity_ranks_groups_and_writes_json(tiny_checkpoint, tiny_calibrat
     report = json.loads((tmp_path / "s.json").read_text())
     ranking = report["ranking"]
     assert len(ranking) == 11 and report["held_out_images"] == [str(held / "0.png"), str(held / "2.png")]
-    assert [r["fidelity_psnr_db_min"] for r in ranking] == sorted(r["fidelity_psnr_db_min"] for r in ranking)
+    assert [r["fidelity"]["psnr_min_db"] for r in ranking] == sorted(r["fidelity"]["psnr_min_db"] for r in ranking)
     assert report["full_int8"]["int8_mac_share"] == 1.0
     assert report["coverage"]["frames"] == 2 and report["coverage"]["tensors"] > 0
     assert "calibration coverage on 2 held-out images" in output

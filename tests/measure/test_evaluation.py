@@ -35,7 +35,7 @@ def test_reference_against_itself_and_ground_truth(tiny_checkpoint, images):
     assert [h.path.name for h in held_out] == ["0.png", "1.png"]
     results = evaluate(runner, held_out)
     summary = summarize(results)
-    # keys of the one held-out summary schema (conversion-report-v2 = verify's); same conditions
+    # keys of the one held-out summary schema (conversion-report-v3 = verify's); same conditions
     assert math.isinf(summary["fidelity"]["psnr_min_db"]) and summary["fidelity"]["max_abs_u8"] == 0
     assert summary["changed_pixels_max"] == 0 and summary["images"] == 2
     assert summary["quality"]["psnr_y"] - summary["reference_quality"]["psnr_y"] == 0

@@ -23,7 +23,9 @@ from .quantize import DEFAULT_CALIB_METHOD, check_int8_options
 from .sensitivity import Int8Session, Trial, describe_mix, group_sensitivity
 
 #: ``format`` of the sensitivity report.
-SENSITIVITY_FORMAT = "sapnet-export/sensitivity-v1"
+#: v2: each group mix has ``fidelity`` {``psnr_mean_db``, ``psnr_min_db``}, the held-out summary's
+#: keys (v1: flat ``fidelity_psnr_db_mean``/``fidelity_psnr_db_min``).
+SENSITIVITY_FORMAT = "sapnet-export/sensitivity-v2"
 
 
 @dataclass(frozen=True)

@@ -207,7 +207,9 @@ def meet_budget(session: Int8Session, min_psnr_db: float | None) -> BudgetResult
 
 
 def describe_mix(trial: Trial) -> dict:
-    """The JSON-ready description of a variant: groups in float/int8, MAC share, fidelity."""
+    """The JSON-ready description of a variant: groups in float/int8, MAC share (0..1), and
+    ``fidelity`` {``psnr_mean_db``, ``psnr_min_db``}: the keys of the held-out summary's ``fidelity``
+    (:func:`sapnet_export.measure.evaluation.summarize`), so one reader serves every report."""
     return {"float_groups": list(trial.float_groups), "int8_groups": list(trial.int8_groups),
-            "int8_mac_share": trial.int8_mac_share, "fidelity_psnr_db_min": trial.min_psnr_db,
-            "fidelity_psnr_db_mean": trial.mean_psnr_db}
+            "int8_mac_share": trial.int8_mac_share,
+            "fidelity": {"psnr_mean_db": trial.mean_psnr_db, "psnr_min_db": trial.min_psnr_db}}
