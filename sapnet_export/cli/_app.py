@@ -121,6 +121,16 @@ def print_coverage(report: dict) -> None:
         err_console.print(f"[yellow]warning:[/] {coverage['warning']}", highlight=False)
 
 
+def held_out_source(report: dict) -> str:
+    """`` (built-in heavy rain (...))`` when an export's held-out images are not the user's (an int8
+    export without --images), else ``""``; prints that check's warning on stderr."""
+    held = report["held_out"]
+    if held.get("warning"):
+        err_console.print(f"[yellow]warning:[/] {held['warning']}", highlight=False)
+    source = held.get("source")
+    return f" ({source})" if source not in (None, "--images") else ""
+
+
 def load_calibration_warning_if_stale(path):  # noqa: ANN001, ANN201 - Path -> CalibrationSet
     """:func:`sapnet_export.export.int8.calibration.load_calibration`, with a warning on stderr for each stale
     source (the frames are still used; the report records the staleness)."""

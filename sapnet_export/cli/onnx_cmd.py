@@ -12,7 +12,8 @@ from sapnet_export.export.precision import DEFAULT_MIN_PSNR_DB
 from sapnet_export.data.frame_guard import DEFAULT_MAX_MEGAPIXELS
 from . import options as opts
 from .options import MAX_PSNR_DB, MaxMegapixelsOpt, number
-from ._app import StagesOpt, WeightsOpt, app, console, fmt_db, print_coverage, print_summary
+from ._app import (StagesOpt, WeightsOpt, app, console, fmt_db, held_out_source, print_coverage,
+                   print_summary)
 
 
 @app.command("onnx")
@@ -29,7 +30,8 @@ def onnx_command(
         "(QDQ, scales from --calib).")] = "fp32",
     images: Annotated[Optional[list[Path]], typer.Option(
         "--images", help="Held-out image files or folders (never calibration frames) to measure "
-        "fidelity on, besides random probes. Required for int8. Repeatable.")] = None,
+        "fidelity on, besides random probes. int8 without them: 4 built-in heavy-rain frames with ground "
+        "truth, which warn below the gate instead of refusing (unless --min-psnr). Repeatable.")] = None,
     gt: Annotated[Optional[Path], typer.Option(
         "--gt", help="Ground-truth folder matching --images by name: adds Y-PSNR/SSIM of the "
         "reference and the converted model.")] = None,
@@ -116,7 +118,8 @@ def _print_result(result, precision: str, opset: int, shared_pooling: bool) -> N
     print_coverage(result.report)
     summary = result.report["held_out"]["summary"]
     if summary["images"]:
-        print_summary(f"held-out images vs PyTorch fp32 ({summary['images']})", summary)
+        print_summary(f"held-out images vs PyTorch fp32 ({summary['images']}){held_out_source(result.report)}",
+                      summary)
     console.print(f"[green]wrote[/] {result.path}: {meta['precision']}, {result.size_bytes / 1e6:.2f} MB, "
                   f"opset {opset}, {meta['stages']} stages, {meta['shape']}"
                   f"{', shared pooling (input pool_weights)' if shared_pooling else ''}, converted in "

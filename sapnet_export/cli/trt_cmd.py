@@ -11,7 +11,7 @@ from rich.table import Table
 from sapnet_export.data.frame_guard import DEFAULT_MAX_MEGAPIXELS
 from . import options as opts
 from .options import MAX_PSNR_DB, AllowForeignOpt, MaxMegapixelsOpt, number
-from ._app import StagesOpt, app, console, err_console, print_coverage
+from ._app import StagesOpt, app, console, err_console, held_out_source, print_coverage
 
 
 @app.command("trt")
@@ -162,9 +162,14 @@ def _print_export(result, precision: str) -> None:  # noqa: ANN001 - ExportResul
     print_coverage(result.report)
     summary = result.report["held_out"]["summary"]
     if summary["images"]:
-        console.print(f"{precision} ONNX vs PyTorch fp32 on {summary['images']} held-out images: "
+        console.print(f"{precision} ONNX vs PyTorch fp32 on {summary['images']} held-out images"
+                      f"{held_out_source(result.report)}: "
                       f"mean {summary['fidelity']['psnr_mean_db']:.1f} dB, min "
                       f"{summary['fidelity']['psnr_min_db']:.1f} dB")
+        if summary.get("quality") and summary.get("reference_quality"):
+            change = summary["quality"]["psnr_y"] - summary["reference_quality"]["psnr_y"]
+            console.print(f"Y-PSNR vs ground truth: {summary['quality']['psnr_y']:.2f} dB "
+                          f"({change:+.2f} dB against PyTorch fp32)")
     elif precision != "int8":
         worst = min(row.fidelity.psnr_db for row in result.probes)
         console.print(f"{precision} ONNX vs PyTorch fp32 on {len(result.probes)} random probes: min "

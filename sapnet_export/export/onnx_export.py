@@ -18,7 +18,6 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import onnx
@@ -32,21 +31,18 @@ from sapnet_export.model.checkpoints import WeightsInfo
 from sapnet_export.model.network import SAPNet
 from sapnet_export.model.onnx_meta import INPUT_NAME, OUTPUT_NAME, POOL_WEIGHTS_NAME, pooling_nodes
 from sapnet_export.runners.torch_runner import TorchRunner
+from .export_options import (DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, ExportOptions, ExportResult, check_options,
+                             resolve_options)
 from .int8.convert import Int8Options, convert_int8
-from .int8.quantize import check_int8_options
+from .int8.heavy_rain_check import BUILT_IN_SOURCE, heavy_rain_warning, held_out_or_heavy_rain
 from .int8.sensitivity import BudgetResult, Trial
 from .onnx_check import check_fidelity
 from .onnx_report import CONVERSION_REPORT_FORMAT, build_metadata, conversion_report
-from .precision import DEFAULT_MIN_PSNR_DB, PRECISIONS, to_fp16
+from .precision import to_fp16
 
 __all__ = ["CONVERSION_REPORT_FORMAT", "DEFAULT_OPSET", "MAX_OPSET", "MIN_OPSET", "ExportOptions",
            "ExportResult", "Int8Options", "convert", "export_graph", "export_onnx", "to_onnx_proto"]
 
-#: Lowest opset accepted (what TensorRT and TensorRT-RTX parse; see docs/design.md section 3).
-MIN_OPSET = 17
-#: Highest opset the TorchScript exporter writes.
-MAX_OPSET = 20
-DEFAULT_OPSET = 17
 
 
 class _StagesWrapper(torch.nn.Module):
@@ -59,69 +55,6 @@ class _StagesWrapper(torch.nn.Module):
 
     def forward(self, rainy: torch.Tensor, pool_weights: torch.Tensor | None = None) -> torch.Tensor:
         return self.model(rainy, stages=self.stages, pool_weights=pool_weights)
-
-
-@dataclass(frozen=True)
-class ExportOptions:
-    """What to export and how to check it (the options of ``sapnet-export onnx``).
-
-    Attributes:
-        stages: stages to export (1..``model.stages``; None: all).
-        opset: ONNX opset, ``MIN_OPSET..MAX_OPSET``.
-        precision: ``fp32``; ``fp16`` (float16 compute, float32 graph I/O;
-            :func:`~sapnet_export.export.precision.to_fp16`); ``int8`` (QDQ, needs ``int8`` and images).
-        static_hw: fix the input to [1, 3, H, W]; None keeps N, H, W dynamic.
-        shared_pooling: add the ``pool_weights`` input (:func:`to_onnx_proto`) so that the tiles of a
-            frame, run as one batch, share its channel-attention pooling (docs/design.md, Tiling). The
-            pooling nodes stay float32 in fp16 and int8 graphs
-            (:func:`~sapnet_export.model.onnx_meta.pooling_nodes`); a random frame's tiles are checked
-            besides the whole-frame probes.
-        min_psnr_db: fidelity threshold in dB against PyTorch fp32; None takes the precision's default
-            (:data:`~sapnet_export.export.precision.DEFAULT_MIN_PSNR_DB`). For int8 it is also the budget.
-        int8: calibration set and quantization options (int8 only).
-        require_held_out: int8 without images is an error; False lets it through unmeasured (the
-            report says ``"fidelity_measured": false``; the caller must tell the user).
-    """
-
-    stages: int | None = None
-    opset: int = DEFAULT_OPSET
-    precision: str = "fp32"
-    static_hw: tuple[int, int] | None = None
-    shared_pooling: bool = False
-    min_psnr_db: float | None = None
-    int8: Int8Options | None = None
-    require_held_out: bool = True
-
-    @property
-    def threshold_db(self) -> float:
-        """The fidelity threshold that applies: ``min_psnr_db`` or the precision's default."""
-        return DEFAULT_MIN_PSNR_DB[self.precision] if self.min_psnr_db is None else self.min_psnr_db
-
-
-@dataclass(frozen=True)
-class ExportResult:
-    """What :func:`export_onnx` wrote.
-
-    Attributes:
-        path: the ONNX file; ``report_path``: its JSON report (``<path>.json``); ``size_bytes``: its size.
-        export_s: seconds spent exporting and converting (for int8: calibration and the budget search
-            included; the final checks excluded).
-        probes: fidelity of ONNX Runtime against PyTorch fp32 on the random probe inputs.
-        held_out: the same on the held-out images (``--images``), with quality when ``--gt`` was given.
-        metadata: the model's ``metadata_props``.
-        report: the JSON report's content.
-        budget: for int8, the search (:class:`~sapnet_export.export.int8.sensitivity.BudgetResult`); None otherwise.
-    """
-
-    path: Path
-    report_path: Path
-    size_bytes: int
-    export_s: float
-    probes: list[ImageResult]
-    held_out: list[ImageResult]
-    metadata: dict[str, str]
-    report: dict
-    budget: BudgetResult | None = None
 
 
 def to_onnx_proto(model: SAPNet, stages: int, opset: int, static_hw: tuple[int, int] | None,
@@ -165,24 +98,6 @@ def to_onnx_proto(model: SAPNet, stages: int, opset: int, static_hw: tuple[int, 
     return proto
 
 
-def _check_options(options: ExportOptions, items: Sequence[tuple[Path, Path]]) -> None:
-    """Refuse option combinations that cannot export (the messages name the CLI options)."""
-    precision, int8, min_psnr_db = options.precision, options.int8, options.min_psnr_db
-    if precision not in PRECISIONS:
-        raise InputError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
-    if precision == "int8" and int8 is None:
-        raise InputError("--precision int8 needs a calibration set: --calib DIR "
-                         "(make one with `sapnet-export calib build`)")
-    if precision != "int8" and int8 is not None:
-        raise InputError(f"--calib is for --precision int8, not {precision}")
-    if precision == "int8" and not items and (options.require_held_out or min_psnr_db is not None):
-        raise InputError(f"--precision int8{' --min-psnr' if min_psnr_db is not None else ''} needs "
-                         "held-out images (--images) to measure fidelity; calibration frames are "
-                         "never used for that")
-    if int8 is not None:
-        check_int8_options(int8.profile, int8.method)
-
-
 def export_graph(model: SAPNet, info: WeightsInfo, stages: int, options: ExportOptions,
                  command: str | None = None) -> tuple[onnx.ModelProto, dict[str, str]]:
     """Step 1: the fp32 graph (:func:`to_onnx_proto`) and its metadata
@@ -209,23 +124,6 @@ def convert(proto: onnx.ModelProto, meta: dict[str, str], options: ExportOptions
     elif options.precision == "int8":
         return convert_int8(proto, held_out, options.int8, options.min_psnr_db, meta, on_trial)
     return proto, None
-
-
-def _resolve(model: SAPNet, options: ExportOptions | None, option_fields: dict,
-             images: Sequence[Path | tuple[Path, Path]]) -> tuple[ExportOptions, int, list[tuple[Path, Path]]]:
-    """The options (``option_fields`` over ``options``), the stage count and the ``(path, relative)``
-    held-out items of :func:`export_onnx`, checked."""
-    unknown = set(option_fields) - {f.name for f in fields(ExportOptions)}
-    if unknown:
-        raise InputError(f"export_onnx: unknown option {', '.join(sorted(unknown))}")
-    options = replace(options or ExportOptions(), **option_fields)
-    try:
-        stages = model.resolve_stages(options.stages)
-    except ValueError as exc:
-        raise InputError(str(exc)) from exc
-    items = [item if isinstance(item, tuple) else (Path(item), Path(Path(item).name)) for item in images]
-    _check_options(options, items)
-    return options, stages, items
 
 
 def _stamp_graph(proto: onnx.ModelProto, meta: dict[str, str]) -> None:
@@ -270,7 +168,21 @@ def export_onnx(model: SAPNet, info: WeightsInfo, output: str | os.PathLike,
         CheckFailed: fidelity below the threshold, NaN/Inf in an output, or an int8 graph breaking
             TensorRT's QDQ rules; nothing is left at ``output``.
     """
-    options, stages, items = _resolve(model, options, option_fields, images)
+    options, stages, items = resolve_options(model, options, option_fields, images)
+    with held_out_or_heavy_rain(items, gt_dir, int8=options.int8 if options.precision == "int8" else None,
+                                static_hw=options.static_hw, enabled=options.heavy_rain_check) as held:
+        check_options(options, held[0])
+        return _export_checked(model, info, output, options, stages, held, force, command, on_row, on_trial)
+
+
+def _export_checked(model: SAPNet, info: WeightsInfo, output: str | os.PathLike, options: ExportOptions,  # noqa: PLR0913
+                    stages: int, held: tuple, force: bool, command: str | None,
+                    on_row: Callable[[ImageResult], None] | None,
+                    on_trial: Callable[[Trial], None] | None) -> ExportResult:
+    """:func:`export_onnx` once its held-out images are known: ``held`` is ``(items, gt_dir, source)``
+    (:func:`~sapnet_export.export.int8.heavy_rain_check.held_out_or_heavy_rain`)."""
+    items, gt_dir, source = held
+    gate = source != BUILT_IN_SOURCE or options.min_psnr_db is not None
     output = Path(output)
     report_path = output.with_name(output.name + ".json")
     check_output(output, force=force)
@@ -290,9 +202,12 @@ def export_onnx(model: SAPNet, info: WeightsInfo, output: str | os.PathLike,
                                       profile=options.int8.profile if options.int8 else None,
                                       threshold=options.threshold_db, static_hw=options.static_hw,
                                       shared_pooling=options.shared_pooling, budget=budget, output=output,
-                                      on_row=on_row)
+                                      on_row=on_row, gate_held_out=gate)
         report = conversion_report(meta, probes, held, options.threshold_db, export_s, budget, options.int8)
         report["fidelity_measured"] = bool(held) or options.precision != "int8"
+        report["held_out"]["source"] = source
+        if not gate:
+            report["held_out"]["warning"] = heavy_rain_warning(held, options.threshold_db)
         report["size_bytes"] = tmp.stat().st_size
         tmp_report.write_text(to_json(report))
     return ExportResult(path=output, report_path=report_path, size_bytes=report["size_bytes"],

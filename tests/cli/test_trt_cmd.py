@@ -59,8 +59,9 @@ def test_trt_int8_from_weights_with_and_without_held_out_images(tiny_checkpoint,
     code, output = invoke("trt", "--weights", tiny_checkpoint, "--int8", "--calib", tiny_calibration,
                           "--target", "sm89", "--shapes", "16x16:24x32:64x64", "-o", tmp_path / "a.engine")
     assert code == 0, output
-    assert "the int8 graph's fidelity to PyTorch was not measured" in output
-    assert json.loads((tmp_path / "a.onnx.json").read_text())["fidelity_measured"] is False
+    assert "on 4 held-out images (built-in heavy rain (coffee, camera))" in output
+    assert "Y-PSNR vs ground truth" in output and "calibration coverage on 4 held-out" in output
+    assert json.loads((tmp_path / "a.onnx.json").read_text())["fidelity_measured"] is True
     held = write_rgb(tmp_path / "held.png", 24, 32, seed=9)
     code, output = invoke("trt", "--weights", tiny_checkpoint, "--int8", "--calib", tiny_calibration,
                           "--images", held, "--target", "sm89", "--shapes", "16x16:32x32:64x64",

@@ -155,7 +155,7 @@ def test_int8_needs_calibration_and_held_out_images(tiny_checkpoint, tiny_calibr
         export_onnx(model, info, tmp_path / "q.onnx", precision="int8", images=[tmp_path])
     with pytest.raises(InputError, match="needs held-out images"):
         export_onnx(model, info, tmp_path / "q.onnx", precision="int8",
-                    int8=_int8_options(tiny_calibration))
+                    int8=_int8_options(tiny_calibration), heavy_rain_check=False)
     with pytest.raises(InputError, match="--calib is for --precision int8"):
         export_onnx(model, info, tmp_path / "q.onnx", int8=_int8_options(tiny_calibration))
     source = tmp_path / "calib_src" / "c0.png"
@@ -249,3 +249,54 @@ def test_shared_pooling_int8_leaves_the_pooling_unquantized(tiny_checkpoint, tin
 def test_shared_pooling_needs_a_dynamic_shape(tiny_model):
     with pytest.raises(InputError, match="drop --static"):
         to_onnx_proto(tiny_model, 2, 17, (32, 32), shared_pooling=True)
+
+
+def test_int8_without_images_checks_the_built_in_heavy_rain(tiny_checkpoint, tiny_calibration, tmp_path):
+    model, info = load_weights(tiny_checkpoint)
+    result = export_onnx(model, info, tmp_path / "q.onnx", precision="int8", stages=1, min_psnr_db=5,
+                         int8=_int8_options(tiny_calibration))
+    report = json.loads(result.report_path.read_text())
+    assert report["held_out"]["source"] == "built-in heavy rain (coffee, camera)"
+    assert report["fidelity_measured"] is True and "warning" not in report["held_out"]
+    summary = report["held_out"]["summary"]
+    assert summary["images"] == summary["images_with_ground_truth"] == 4  # with ground truth
+    assert summary["quality"]["psnr_y"] > 0 and summary["reference_quality"]["psnr_y"] > 0
+    assert [r["shape"] for r in report["held_out"]["images"]] == [[1, 3, 24, 32]] * 4  # calibration size
+    assert report["int8"]["coverage"]["source"] == "4 held-out images"
+
+
+def test_built_in_heavy_rain_warns_instead_of_refusing(tiny_checkpoint, tiny_calibration, tmp_path,
+                                                       monkeypatch):
+    from sapnet_export.export import precision
+
+    model, info = load_weights(tiny_checkpoint)
+    # a 200 dB gate no int8 graph reaches: the built-in frames warn and the file is kept ...
+    monkeypatch.setitem(precision.DEFAULT_MIN_PSNR_DB, "int8", 200.0)
+    result = export_onnx(model, info, tmp_path / "q.onnx", precision="int8", stages=1,
+                         int8=_int8_options(tiny_calibration))
+    assert result.path.is_file()
+    assert "4 of 4 built-in heavy-rain frames are below 200 dB" in result.report["held_out"]["warning"]
+    # ... while the user's own frames are refused at the same gate, and so are the built-in ones
+    # when --min-psnr asks for a budget
+    held = write_rgb(tmp_path / "held.png", 16, 24, seed=9)
+    with pytest.raises(CheckFailed, match="threshold 200.0 dB"):
+        export_onnx(model, info, tmp_path / "r.onnx", precision="int8", stages=1, images=[held],
+                    int8=_int8_options(tiny_calibration))
+    with pytest.raises(CheckFailed, match="threshold 200.0 dB"):
+        export_onnx(model, info, tmp_path / "r.onnx", precision="int8", stages=1, min_psnr_db=200.0,
+                    int8=_int8_options(tiny_calibration))
+    assert not (tmp_path / "r.onnx").exists()
+
+
+def test_built_in_heavy_rain_frames_are_deterministic_and_rainy(tmp_path):
+    from sapnet_export.data.images import read_image
+    from sapnet_export.export.int8.heavy_rain_check import write_heavy_rain_check
+
+    items, gt = write_heavy_rain_check(tmp_path / "a", (40, 56), count=3)
+    again, _ = write_heavy_rain_check(tmp_path / "b", (40, 56), count=3)
+    assert [r.name for _, r in items] == ["coffee-0.png", "camera-1.png", "coffee-2.png"]
+    for (path, relative), (other, _) in zip(items, again):
+        rainy, clean = read_image(path), read_image(gt / relative)
+        assert rainy.shape == clean.shape == (3, 40, 56)
+        assert (read_image(other) == rainy).all()
+        assert float((rainy - clean).mean()) > 0.03  # heavy rain brightens the frame
