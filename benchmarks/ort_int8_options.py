@@ -4,8 +4,8 @@ Usage:
     nice -n 10 python benchmarks/ort_int8_options.py --fp32 fp32.onnx --int8-cpu int8-cpu.onnx --calib CAL \
         --data ../shared/data/rain100l/input [--calib-frames 8] [--images 1] [--repeats 3] [--threads 2] [--json OUT]
 
-``--int8-cpu`` is the profile's graph as ``sapnet-export onnx --qdq-profile cpu`` makes it (percentile
-calibration). Graph variants, all u8s8 with per-channel int8 weights and minmax calibration on the first
+``--int8-cpu`` is the profile's graph as ``sapnet-export onnx --qdq-profile cpu`` makes it (its row
+names the calibration method its metadata records). Graph variants, all u8s8 with per-channel int8 weights and minmax calibration on the first
 ``--calib-frames`` frames of CAL (one calibration, its cache shared; minmax because the percentile
 histograms of 20 frames of 320x480 took over 8 GB and 20 minutes on the 2-core machine):
 ``cpu`` (the profile: Conv and the element-wise ops around it),
@@ -35,6 +35,7 @@ from sapnet_export.data.images import discover_images, evenly_spaced, read_image
 from sapnet_export.export.int8 import quantize
 from sapnet_export.export.int8.calibration import load_calibration
 from sapnet_export.measure.fidelity import fidelity
+from sapnet_export.model.onnx_meta import metadata
 from sapnet_export.runners.onnxruntime_runner import OnnxRuntimeRunner
 
 
@@ -74,7 +75,8 @@ def main() -> None:
         t = args.threads
         runners = {"fp32": OnnxRuntimeRunner(args.fp32, threads=t)}
         cpu = args.int8_cpu
-        runners["int8 cpu (percentile, as exported)"] = OnnxRuntimeRunner(cpu, threads=t)
+        given = metadata(onnx.load(cpu)).get("calib_method", "calibration unknown")
+        runners[f"int8 cpu ({given}, the --int8-cpu file)"] = OnnxRuntimeRunner(cpu, threads=t)
         runners.update({f"int8 {name} (minmax)": OnnxRuntimeRunner(path, threads=t) for name, path in made.items()})
         runners["int8 cpu, optimization extended (no NCHWc)"] = OnnxRuntimeRunner(cpu, threads=t, optimization="extended")
         runners["int8 cpu, optimization layout"] = OnnxRuntimeRunner(cpu, threads=t, optimization="layout")

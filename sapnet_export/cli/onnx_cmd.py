@@ -44,6 +44,7 @@ def onnx_command(
     calib_method: opts.CalibMethodOpt = "percentile",
     qdq_profile: opts.QdqProfileOpt = "tensorrt",
     keep_fp32: opts.KeepFp32Opt = None,
+    float_precision: opts.FloatPrecisionOpt = "fp32",
     shared_pooling: Annotated[bool, typer.Option(
         "--shared-pooling", help="Add the input pool_weights [N, 1, H, W] so the tiles of a frame, run "
         "as one batch, share its channel-attention pooling: 'run --tile' then matches the untiled "
@@ -66,7 +67,7 @@ def onnx_command(
     items = discover_images(images) if images else []
     check_images([path for path, _ in items], max_megapixels=max_megapixels, backends=["torch", "onnxruntime"])
     int8 = opts.int8_options(calib, profile=qdq_profile, method=calib_method, keep_fp32=keep_fp32,
-                             int8_flag="--precision int8 (with --calib)")
+                             int8_flag="--precision int8 (with --calib)", float_precision=float_precision)
     model, info = load_weights(weights)
     console.print(f"weights: {info.name} -> {info.path} ({info.layout}, {info.source}, "
                   f"sha256 {info.sha256[:12]})")
@@ -114,7 +115,8 @@ def _print_result(result, precision: str, opset: int, shared_pooling: bool) -> N
     if precision == "int8":
         console.print(f"int8 ({meta['qdq_profile']} profile, {meta['calib_method']}): int8 groups "
                       f"{meta['int8_groups']}; kept in float: {meta['float_groups']}; "
-                      f"int8 share of Conv MACs {100 * float(meta['int8_mac_share']):.1f}%")
+                      f"int8 share of Conv MACs {100 * float(meta['int8_mac_share']):.1f}%; the rest in "
+                      f"{meta['float_precision']}" + (f" ({meta['fp16_nodes']} nodes)" if meta['float_precision'] == "fp16" else ""))
     print_coverage(result.report)
     summary = result.report["held_out"]["summary"]
     if summary["images"]:

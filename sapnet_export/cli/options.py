@@ -166,6 +166,10 @@ CalibMethodOpt = Annotated[str, typer.Option(
 KeepFp32Opt = Annotated[Optional[list[str]], typer.Option(
     "--keep-fp32", help="Keep a group (conv0, conv_i, conv_f, conv_g, conv_o, lstm_cell, "
     "res_conv1..5, conv) or node-name glob out of quantization. Repeatable.")]
+FloatPrecisionOpt = Annotated[str, typer.Option(
+    "--float-precision", help="Precision of what int8 leaves in float (groups kept in float, the "
+    "element-wise ops): fp32 (default) | fp16 (tensorrt profile: TensorRT runs int8 and fp16 in one "
+    "strongly typed graph).")]
 QdqProfileOpt = Annotated[str, typer.Option(
     "--qdq-profile", help="tensorrt (int8 symmetric, for TensorRT/TensorRT-RTX) | cpu (u8s8, for "
     "ONNX Runtime on x86) | openvino (NNCF's nncf.quantize, checked with OpenVINO; "
@@ -196,9 +200,10 @@ MaxDropOpt = Annotated[float, typer.Option(
 
 
 def int8_options(calib: Path | None, *, method: str, keep_fp32: list[str] | None, profile: str = "tensorrt",
-                 int8_flag: str):  # noqa: ANN201 - Int8Options | None (imported lazily)
+                 int8_flag: str, float_precision: str = "fp32"):  # noqa: ANN201 - Int8Options | None (imported lazily)
     """The :class:`~sapnet_export.export.onnx_export.Int8Options` of ``--calib``, ``--calib-method``,
-    ``--keep-fp32`` and the QDQ profile, built once for ``onnx`` and ``trt``; None without ``--calib``.
+    ``--keep-fp32``, ``--float-precision`` and the QDQ profile, built once for ``onnx`` and ``trt``;
+    None without ``--calib``.
     A stale calibration set is used with a warning per source.
 
     Raises:
@@ -210,11 +215,11 @@ def int8_options(calib: Path | None, *, method: str, keep_fp32: list[str] | None
     from ._app import load_calibration_warning_if_stale
 
     if calib is None:
-        if keep_fp32:
-            raise InputError(f"--keep-fp32 is for {int8_flag}")
+        if keep_fp32 or float_precision != "fp32":
+            raise InputError(f"--{'keep-fp32' if keep_fp32 else 'float-precision'} is for {int8_flag}")
         return None
     return Int8Options(calibration=load_calibration_warning_if_stale(calib), profile=profile, method=method,
-                       keep_fp32=tuple(keep_fp32 or ()))
+                       keep_fp32=tuple(keep_fp32 or ()), float_precision=float_precision)
 
 
 @dataclass(frozen=True)

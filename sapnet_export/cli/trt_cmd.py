@@ -27,6 +27,7 @@ def trt_command(
     calib: opts.CalibOpt = None,
     calib_method: opts.CalibMethodOpt = "percentile",
     keep_fp32: opts.KeepFp32Opt = None,
+    float_precision: opts.FloatPrecisionOpt = "fp32",
     images: Annotated[Optional[list[Path]], typer.Option(
         "--images", help="Held-out images to check the converted ONNX's fidelity on (int8: without "
         "them the int8 graph's fidelity is not measured). Repeatable.")] = None,
@@ -78,12 +79,12 @@ def trt_command(
                            workspace_mib=workspace, opt_level=opt_level)
     output = output or Path(f"engines/sapnet_{precision}.engine")
     if onnx_file is None:  # weights -> ONNX beside the engine -> engine
-        _from_weights(weights or "default", output, options, precision, calib, calib_method, keep_fp32,
-                      images, min_psnr, stages, force, max_megapixels)
+        _from_weights(weights or "default", output, options, precision, (calib, calib_method, keep_fp32,
+                      float_precision), images, min_psnr, stages, force, max_megapixels)
         return
-    if calib is not None or keep_fp32:
-        raise InputError("--calib/--keep-fp32 convert weights; an --onnx graph already carries its "
-                         "precision (convert with 'sapnet-export onnx --precision int8')")
+    if calib is not None or keep_fp32 or float_precision != "fp32":
+        raise InputError("--calib/--keep-fp32/--float-precision convert weights; an --onnx graph already "
+                         "carries its precision (convert with 'sapnet-export onnx --precision int8')")
     check_output(output, force=force, option="--output")
     check_output(sidecar_path(output), option="--output (its sidecar)")
     if timing_cache is not None:
@@ -123,9 +124,9 @@ def _print_engine(result) -> None:  # noqa: ANN001 - EngineResult
                   f"{side['builder']['version']} for {target_text}")
 
 
-def _from_weights(weights: str, output: Path, options, precision: str, calib: Path | None,  # noqa: ANN001
-                  calib_method: str, keep_fp32: list[str] | None, images: list[Path] | None,
-                  min_psnr: float | None, stages: int | None, force: bool, max_megapixels: float) -> None:
+def _from_weights(weights: str, output: Path, options, precision: str, int8_args: tuple,  # noqa: ANN001
+                  images: list[Path] | None, min_psnr: float | None, stages: int | None, force: bool,
+                  max_megapixels: float) -> None:
     """:func:`~sapnet_export.engine.from_weights.export_and_build`, printing the export's check and the engine."""
     from sapnet_export.data.frame_guard import check_images
     from sapnet_export.data.images import discover_images
@@ -134,7 +135,9 @@ def _from_weights(weights: str, output: Path, options, precision: str, calib: Pa
     from sapnet_export.model.checkpoints import load_weights
 
     check_outputs(output, options, force=force)
-    int8 = opts.int8_options(calib, method=calib_method, keep_fp32=keep_fp32, int8_flag="--int8")
+    calib, calib_method, keep_fp32, float_precision = int8_args  # --calib, --calib-method, --keep-fp32, ...
+    int8 = opts.int8_options(calib, method=calib_method, keep_fp32=keep_fp32, int8_flag="--int8",
+                             float_precision=float_precision)
     items = discover_images(images) if images else []
     check_images([path for path, _ in items], max_megapixels=max_megapixels, backends=["torch", "onnxruntime"])
     model, info = load_weights(weights)

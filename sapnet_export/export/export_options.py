@@ -11,6 +11,7 @@ from sapnet_export.errors import InputError
 from sapnet_export.measure.evaluation import ImageResult
 from sapnet_export.model.network import SAPNet
 from .int8.convert import Int8Options
+from .int8.mixed_fp16 import FLOAT_PRECISIONS
 from .int8.quantize import check_int8_options
 from .int8.sensitivity import BudgetResult
 from .precision import DEFAULT_MIN_PSNR_DB, PRECISIONS
@@ -106,6 +107,12 @@ def check_options(options: ExportOptions, items: Sequence[tuple[Path, Path]]) ->
                          "never used for that")
     if int8 is not None:
         check_int8_options(int8.profile, int8.method)
+        if int8.float_precision not in FLOAT_PRECISIONS:
+            raise InputError(f"--float-precision {int8.float_precision}: choose one of "
+                             f"{', '.join(FLOAT_PRECISIONS)}")
+        if int8.float_precision == "fp16" and int8.profile != "tensorrt":
+            raise InputError(f"--float-precision fp16 is for the tensorrt profile (TensorRT runs int8 "
+                             f"and fp16 in one strongly typed graph), not {int8.profile}")
 
 
 def resolve_options(model: SAPNet, options: ExportOptions | None, option_fields: dict,

@@ -202,7 +202,8 @@ def _export_checked(model: SAPNet, info: WeightsInfo, output: str | os.PathLike,
                                       profile=options.int8.profile if options.int8 else None,
                                       threshold=options.threshold_db, static_hw=options.static_hw,
                                       shared_pooling=options.shared_pooling, budget=budget, output=output,
-                                      on_row=on_row, gate_held_out=gate)
+                                      on_row=on_row, gate_held_out=gate,
+                                      remeasure=bool(options.int8 and options.int8.float_precision == "fp16"))
         report = conversion_report(meta, probes, held, options.threshold_db, export_s, budget, options.int8)
         report["fidelity_measured"] = bool(held) or options.precision != "int8"
         report["held_out"]["source"] = source

@@ -1,4 +1,4 @@
-"""Hostile inputs for calib build --clean/--synthetic-rain, calib show --coverage and the heavy-rain set
+"""Hostile inputs for calib build --clean/--synthetic-rain, calib show --coverage, --float-precision and the heavy-rain set
 script: each is refused with exit 2 and a message naming what is wrong, and nothing is written."""
 
 import subprocess
@@ -87,3 +87,25 @@ def test_heavy_rain_set_script_refuses_bad_arguments(tmp_path, args, message):
                              str(tmp_path / "out"), *args], capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and message in result.stderr + result.stdout
     assert not (tmp_path / "out").exists() and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["onnx", "--precision", "int8", "--float-precision", "bf16"], "--float-precision bf16: choose one of fp32, fp16"),
+    (["onnx", "--precision", "int8", "--qdq-profile", "cpu", "--float-precision", "fp16"],
+     "--float-precision fp16 is for the tensorrt profile"),
+    (["trt", "--int8", "--float-precision", "fp16bad", "--target", "sm89"], "--float-precision fp16bad"),
+])
+def test_float_precision_refused_before_any_work(args, expected, tiny_checkpoint, tiny_calibration, tmp_path):
+    out = tmp_path / ("q.onnx" if args[0] == "onnx" else "q.engine")
+    code, output = invoke(*args, "--weights", tiny_checkpoint, "--calib", tiny_calibration, "-o", out)
+    assert code == 2 and expected in output, output
+    assert not list(tmp_path.glob("q.*"))
+
+
+def test_float_precision_needs_int8_from_weights(tiny_checkpoint, tiny_models, tmp_path):
+    code, output = invoke("onnx", "--weights", tiny_checkpoint, "--float-precision", "fp16", "-o", tmp_path / "a.onnx")
+    assert code == 2 and "--float-precision is for --precision int8" in output, output
+    code, output = invoke("trt", "--onnx", tiny_models["int8"], "--float-precision", "fp16", "--target", "sm89",
+                              "-o", tmp_path / "a.engine")
+    assert code == 2 and "--float-precision convert weights" in output, output
+    assert not list(tmp_path.glob("a.*"))

@@ -10,6 +10,7 @@ import onnx
 
 from sapnet_export.measure.evaluation import HeldOutImage
 from .calibration import CalibrationSet
+from .mixed_fp16 import float_parts_to_fp16
 from .nncf_quantize import NNCF_METHOD
 from .qdq_rules import check_tensorrt_qdq
 from .quantize import DEFAULT_CALIB_METHOD, QDQ_PROFILES, select_nodes
@@ -25,19 +26,25 @@ class Int8Options:
         profile: QDQ profile, ``tensorrt``, ``cpu`` or ``openvino`` (NNCF).
         method: calibration method, ``minmax``, ``entropy`` or ``percentile`` (default).
         keep_fp32: group names or node-name globs kept out of quantization.
+        float_precision: ``fp32`` or ``fp16``: the precision of what is not quantized (the groups
+            kept in float and the element-wise ops; ``fp16``: ``tensorrt`` profile only,
+            :mod:`sapnet_export.export.int8.mixed_fp16`).
     """
 
     calibration: CalibrationSet
     profile: str = "tensorrt"
     method: str = DEFAULT_CALIB_METHOD
     keep_fp32: tuple[str, ...] = ()
+    float_precision: str = "fp32"
 
 
 def convert_int8(proto: onnx.ModelProto, held_out: list[HeldOutImage], options: Int8Options,
                   min_psnr_db: float | None, meta: dict[str, str],
                   on_trial: Callable[[Trial], None] | None) -> tuple[onnx.ModelProto, BudgetResult]:
     """Quantize ``proto`` with ``options`` (meeting ``min_psnr_db`` on ``held_out`` when given: groups
-    are kept in float, most harmful first), check TensorRT's QDQ rules for the ``tensorrt`` profile, and
+    are kept in float, most harmful first; the search measures them in float32, and with
+    ``float_precision`` fp16 the float parts are converted afterwards, so the caller measures the
+    written graph again), check TensorRT's QDQ rules for the ``tensorrt`` profile, and
     record the result in ``meta`` (with the calibration coverage of the held-out images, when there
     are any: ``budget.coverage``).
 
@@ -61,6 +68,10 @@ def convert_int8(proto: onnx.ModelProto, held_out: list[HeldOutImage], options: 
         session.close()
     if options.profile == "tensorrt":
         check_tensorrt_qdq(quantized, "int8 graph (tensorrt profile)")
+    fp16_nodes: list[str] = []
+    if options.float_precision == "fp16":
+        quantized, fp16_nodes = float_parts_to_fp16(quantized)
+        check_tensorrt_qdq(quantized, "int8 graph with fp16 float parts")
     calib = options.calibration
     meta.update({
         "qdq_profile": options.profile, "qdq_profile_summary": QDQ_PROFILES[options.profile].summary,
@@ -72,6 +83,8 @@ def convert_int8(proto: onnx.ModelProto, held_out: list[HeldOutImage], options: 
         "float_groups": ",".join(budget.chosen.float_groups) or "none",
         "keep_fp32": ",".join(options.keep_fp32) or "none",
         "int8_mac_share": f"{budget.chosen.int8_mac_share:.4f}",
+        "float_precision": options.float_precision,
+        "fp16_nodes": str(len(fp16_nodes)),
     })
     if budget.coverage is not None:
         meta["calibration_coverage"] = (f"max excess {100 * budget.coverage.as_dict()['max_excess']:.0f}% of range, "
