@@ -17,7 +17,8 @@ from .int8.sensitivity import BudgetResult, describe_mix
 #: :func:`sapnet_export.measure.evaluation.summarize` (the one ``verify`` writes; v1 had flat
 #: ``fidelity_psnr_db_mean``/``gt_*`` keys). v3: the int8 group mixes (``int8.chosen``, ``tried``,
 #: ``sensitivity``) have ``fidelity`` {``psnr_mean_db``, ``psnr_min_db``} too
-#: (:func:`~sapnet_export.export.int8.sensitivity.describe_mix`).
+#: (:func:`~sapnet_export.export.int8.sensitivity.describe_mix`), and each held-out image row has
+#: ``quality``/``reference_quality`` under the summary's names (v2: ``gt_converted``/``gt_reference``).
 CONVERSION_REPORT_FORMAT = "sapnet-export/conversion-report-v3"
 
 

@@ -211,12 +211,13 @@ def summarize(results: Sequence[ImageResult]) -> dict:
 
 
 def result_rows(results: Sequence[ImageResult]) -> list[dict]:
-    """Per-image dicts for a JSON report (fidelity, seconds, quality when measured)."""
+    """Per-image dicts for a JSON report: fidelity, seconds, and, when measured, ``quality`` and
+    ``reference_quality`` under the summary's names (:data:`QUALITY_KEYS`, :func:`quality_json`)."""
     rows = []
     for r in results:
         row = {"image": r.name, "shape": list(r.shape), **asdict(r.fidelity), "seconds": r.seconds}
         if r.quality is not None:
-            row["gt_converted"] = asdict(r.quality)
-            row["gt_reference"] = asdict(r.reference_quality)
+            row["quality"] = quality_json(r.quality)
+            row["reference_quality"] = quality_json(r.reference_quality)
         rows.append(row)
     return rows

@@ -41,7 +41,8 @@ def test_reference_against_itself_and_ground_truth(tiny_checkpoint, images):
     assert summary["quality"]["psnr_y"] - summary["reference_quality"]["psnr_y"] == 0
     assert summary["reference_quality"]["ssim_y"] < 1
     rows = result_rows(results)
-    assert rows[0]["shape"] == [1, 3, 16, 20] and "gt_converted" in rows[0]
+    assert rows[0]["shape"] == [1, 3, 16, 20]
+    assert rows[0]["quality"].keys() == summary["quality"].keys() == rows[0]["reference_quality"].keys()
 
 
 def test_missing_ground_truth_and_calibration_images_are_refused(tiny_checkpoint, images):
