@@ -63,7 +63,7 @@ def convert_int8(proto: onnx.ModelProto, held_out: list[HeldOutImage], options: 
         # do the held-out images hold activations the calibration did not cover? (read from ONNX
         # Runtime's calibration cache; NNCF, the openvino profile, keeps no ranges outside its graph)
         if held_out and options.profile != "openvino":
-            budget.coverage = session.coverage()
+            budget.coverage = session.coverage(quantized=quantized)
     finally:
         session.close()
     if options.profile == "tensorrt":

@@ -135,10 +135,12 @@ class Int8Session:
         return read_calibration_ranges(self.cache_path)
 
     def coverage(self, frames: Sequence[np.ndarray] | None = None, source: str | None = None,
-                 margin: float = DEFAULT_MARGIN) -> Coverage:
+                 margin: float = DEFAULT_MARGIN, quantized: onnx.ModelProto | None = None) -> Coverage:
         """How the calibrated ranges (this session's cache; calibrating first if needed) compare with
         the fp32 activation ranges on ``frames`` (float32 [1, 3, H, W] or [3, H, W] each; default: the
         held-out images), tensor by tensor (:func:`~sapnet_export.export.int8.coverage.compare_ranges`).
+        With ``quantized`` (the chosen int8 graph), only the tensors it quantizes (QuantizeLinear
+        inputs) count: a group kept in float cannot clip.
 
         Raises:
             ValueError: no frames (and no held-out images).
@@ -147,6 +149,9 @@ class Int8Session:
             frames = [item.image for item in self.held_out]
             source = source or f"{len(frames)} held-out images"
         calibrated = self.calibrated_ranges()
+        if quantized is not None:
+            inputs = {node.input[0] for node in quantized.graph.node if node.op_type == "QuantizeLinear"}
+            calibrated = {name: value for name, value in calibrated.items() if name in inputs}
         observed = observed_ranges(self.fp32_path, frames, tensors=list(calibrated),
                                    op_types=QDQ_PROFILES[self.profile].op_types)
         return compare_ranges(self.fp32, calibrated, observed, frames=len(frames),

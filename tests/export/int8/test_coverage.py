@@ -81,3 +81,14 @@ def test_every_node_has_a_stage_in_order(dim_session):
     assert order == sorted(order)  # stage after stage
     firsts = [n.name for n in session.fp32.graph.node if n.op_type == "Conv" and groups[n.name] == "conv0"]
     assert [stages[n] for n in firsts] == [1, 2]
+
+
+def test_only_the_tensors_the_graph_quantizes_count(dim_session):
+    """A group kept in float cannot clip: with the chosen graph, coverage skips its tensors."""
+    session, _ = dim_session
+    full = session.coverage()
+    path, quantized, _ = session.quantize([g for g in session.quantizable_groups if g != "res_conv1"])
+    inputs = {n.input[0] for n in quantized.graph.node if n.op_type == "QuantizeLinear"}
+    partial = session.coverage(quantized=quantized)
+    assert partial.tensors and {t.name for t in partial.tensors} <= inputs
+    assert len(partial.tensors) < len(full.tensors)
