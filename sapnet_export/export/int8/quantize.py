@@ -55,6 +55,11 @@ class QdqProfile:
         op_types: ONNX op types whose inputs get QuantizeLinear/DequantizeLinear.
         summary: one line for reports.
         backend: the Runner that checks the graph (``--backend`` name; :func:`profile_runner`).
+        float_attention: the CRA layers' attention paths always stay float
+            (:func:`~sapnet_export.export.int8.groups.attention_nodes`; ``--keep-fp32 cra`` for the other
+            profiles): measured for ``cpu``, which quantizes their element-wise ops too, on 8 heavy-rain
+            frames: worst fidelity 33.7 dB without, 38.8 dB with (docs/measurements.md, "INT8 in heavy
+            rain"); they hold 5e-8 of the MACs.
     """
 
     name: str
@@ -64,6 +69,7 @@ class QdqProfile:
     op_types: tuple[str, ...]
     summary: str
     backend: str = "onnxruntime"
+    float_attention: bool = False
 
 
 QDQ_PROFILES = {
@@ -73,7 +79,8 @@ QDQ_PROFILES = {
     "cpu": QdqProfile("cpu", "uint8", "int8", False,
                       ("Conv", "Add", "Mul", "Sigmoid", "GlobalAveragePool", "Concat", "Relu"),
                       "u8s8: uint8 asymmetric activations, int8 symmetric per-channel weights, "
-                      "float bias; Conv and element-wise ops"),
+                      "float bias; Conv and element-wise ops; the CRA attention paths float",
+                      float_attention=True),
     "openvino": QdqProfile("openvino", "uint8", "int8", False,
                            ("Conv", "Add", "Mul", "Sigmoid", "GlobalAveragePool", "Concat", "Relu"),
                            "NNCF nncf.quantize (preset mixed): uint8 asymmetric activations, int8 "

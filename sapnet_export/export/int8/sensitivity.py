@@ -27,6 +27,7 @@ import onnx
 from sapnet_export.measure.evaluation import HeldOutImage, ImageResult, evaluate, summarize
 from sapnet_export.model.onnx_meta import pooling_nodes
 from .coverage import DEFAULT_MARGIN, Coverage, compare_ranges, observed_ranges, read_calibration_ranges
+from .groups import attention_nodes
 from .quantize import (DEFAULT_CALIB_METHOD, GROUPS, QDQ_PROFILES, conv_macs, int8_conv_nodes, node_groups,
                        profile_runner, quantize_int8)
 
@@ -71,7 +72,8 @@ class Int8Session:
         held_out: held-out images with their references (:func:`~sapnet_export.measure.evaluation.prepare_held_out`).
         profile, calib_method: see :func:`~sapnet_export.export.int8.quantize.quantize_int8`.
         keep_fp32: node names always kept in float (``--keep-fp32``); the pooling nodes of a
-            shared-pooling graph (:func:`~sapnet_export.model.onnx_meta.pooling_nodes`) always are too.
+            shared-pooling graph (:func:`~sapnet_export.model.onnx_meta.pooling_nodes`) always are too,
+            and the CRA attention paths for a profile with ``float_attention`` (``cpu``).
         workdir: folder for the intermediate graphs and the calibration cache (a temporary one if None).
         on_trial: called after each measured variant.
     """
@@ -97,7 +99,10 @@ class Int8Session:
         onnx.save(self.fp32, str(self.fp32_path))
         self.cache_path = self.workdir / f"calibration-{self.profile}-{self.calib_method}.json"
         self.groups = node_groups(self.fp32)
-        self.keep_fp32 = (*self.keep_fp32, *(n for n in pooling_nodes(self.fp32) if n not in self.keep_fp32))
+        always = pooling_nodes(self.fp32)
+        if QDQ_PROFILES[self.profile].float_attention:
+            always += attention_nodes(self.fp32)
+        self.keep_fp32 = (*self.keep_fp32, *(n for n in always if n not in self.keep_fp32))
         height, width = (self.held_out[0].image.shape[2:] if self.held_out else (64, 64))
         self.macs = conv_macs(self.fp32, int(height), int(width))
         quantizable = set(QDQ_PROFILES[self.profile].op_types)
