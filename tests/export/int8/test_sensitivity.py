@@ -58,3 +58,23 @@ def test_keep_fp32_nodes_are_float_in_every_trial(session):
     session.keep_fp32 = select_nodes(session.fp32, ["conv"])
     trial = session.trial(session.quantizable_groups)
     assert trial.int8_mac_share < 1.0
+
+
+@pytest.mark.parametrize("profile, floats", [("cpu", True), ("tensorrt", False)])
+def test_cpu_profile_keeps_the_attention_paths_float(session, tmp_path, profile, floats):
+    from sapnet_export.export.int8.groups import attention_nodes
+
+    attention = set(attention_nodes(session.fp32))
+    other = Int8Session(session.fp32, session.frames, session.held_out, profile=profile,
+                        calib_method="minmax", workdir=tmp_path / profile)
+    try:
+        _, graph, share = other.quantize(other.quantizable_groups)
+    finally:
+        other.close()
+    producer = {out: n for n in graph.graph.node for out in n.output}
+    # float: past the pooling (which reads the feature map), no attention node reads a dequantized
+    # tensor: the pooled vector goes through conv_du, conv_1_1, Add and Sigmoid in float
+    reads_int8 = [n.name for n in graph.graph.node if n.name in attention and n.op_type != "GlobalAveragePool"
+                  and any(producer.get(i) is not None and producer[i].op_type == "DequantizeLinear" for i in n.input)]
+    assert attention and bool(reads_int8) is not floats, reads_int8
+    assert (share < 1.0) is floats and share > 0.999  # 2e-4 of the MACs at 16x24 (5e-8 at 320x480)
