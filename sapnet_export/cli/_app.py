@@ -121,13 +121,18 @@ def print_coverage(report: dict) -> None:
         err_console.print(f"[yellow]warning:[/] {coverage['warning']}", highlight=False)
 
 
+def print_held_out_warning(report: dict) -> None:
+    """Print an export report's held-out warning on stderr, if any (``report["held_out"]["warning"]``:
+    the built-in heavy-rain frames below the gate)."""
+    warning = report["held_out"].get("warning")
+    if warning:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+
+
 def held_out_source(report: dict) -> str:
     """`` (built-in heavy rain (...))`` when an export's held-out images are not the user's (an int8
-    export without --images), else ``""``; prints that check's warning on stderr."""
-    held = report["held_out"]
-    if held.get("warning"):
-        err_console.print(f"[yellow]warning:[/] {held['warning']}", highlight=False)
-    source = held.get("source")
+    export without --images), else ``""``."""
+    source = report["held_out"].get("source")
     return f" ({source})" if source not in (None, "--images") else ""
 
 

@@ -62,7 +62,7 @@ def bench_command(
     PyTorch fp32 on --data (fidelity; quality with --gt), time it, and print one row per format. Exit 0
     even when a format fails its gates (the table says so); 2 on usage or input errors."""
     from sapnet_export.runners.triton_runner import is_triton_url
-    from sapnet_export.verify.bench import check_held_out, parse_formats
+    from sapnet_export.verify.bench import parse_formats
     from sapnet_export.engine.trt_api import current_gpu
     from sapnet_export.model.checkpoints import load_weights
 
@@ -82,7 +82,6 @@ def bench_command(
     calibration = load_calibration_warning_if_stale(calib) if calib is not None else None
     items, unmatched = shared.discover_with_ground_truth(data, gt, checks.limit)
     shared.guard_sizes(items, checks.sizes, max_megapixels, ["torch", "onnxruntime"])
-    check_held_out(items, calibration)
     model, info = load_weights(weights)
     if sweep[-1] is not None and sweep[-1] > model.stages:
         raise InputError(f"--stages {stages}: {info.name} has {model.stages} stages")

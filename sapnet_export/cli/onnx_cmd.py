@@ -13,7 +13,7 @@ from sapnet_export.data.frame_guard import DEFAULT_MAX_MEGAPIXELS
 from . import options as opts
 from .options import MAX_PSNR_DB, MaxMegapixelsOpt, number
 from ._app import (StagesOpt, WeightsOpt, app, console, fmt_db, held_out_source, print_coverage,
-                   print_summary)
+                   print_held_out_warning, print_summary)
 
 
 @app.command("onnx")
@@ -118,6 +118,7 @@ def _print_result(result, precision: str, opset: int, shared_pooling: bool) -> N
                       f"int8 share of Conv MACs {100 * float(meta['int8_mac_share']):.1f}%; the rest in "
                       f"{meta['float_precision']}" + (f" ({meta['fp16_nodes']} nodes)" if meta['float_precision'] == "fp16" else ""))
     print_coverage(result.report)
+    print_held_out_warning(result.report)
     summary = result.report["held_out"]["summary"]
     if summary["images"]:
         print_summary(f"held-out images vs PyTorch fp32 ({summary['images']}){held_out_source(result.report)}",

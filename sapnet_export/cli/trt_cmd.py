@@ -11,7 +11,7 @@ from rich.table import Table
 from sapnet_export.data.frame_guard import DEFAULT_MAX_MEGAPIXELS
 from . import options as opts
 from .options import MAX_PSNR_DB, AllowForeignOpt, MaxMegapixelsOpt, number
-from ._app import StagesOpt, app, console, err_console, held_out_source, print_coverage
+from ._app import StagesOpt, app, console, err_console, held_out_source, print_coverage, print_held_out_warning
 
 
 @app.command("trt")
@@ -29,8 +29,8 @@ def trt_command(
     keep_fp32: opts.KeepFp32Opt = None,
     float_precision: opts.FloatPrecisionOpt = "fp32",
     images: Annotated[Optional[list[Path]], typer.Option(
-        "--images", help="Held-out images to check the converted ONNX's fidelity on (int8: without "
-        "them the int8 graph's fidelity is not measured). Repeatable.")] = None,
+        "--images", help="Held-out images to check the converted ONNX's fidelity on (int8 without "
+        "them: 4 built-in heavy-rain frames, which warn below the gate). Repeatable.")] = None,
     min_psnr: Annotated[Optional[float], number(
         "--min-psnr", min=0, max=MAX_PSNR_DB, help="Fidelity threshold in dB for the ONNX conversion (see 'onnx --help').")] = None,
     stages: StagesOpt = None,
@@ -79,8 +79,12 @@ def trt_command(
                            workspace_mib=workspace, opt_level=opt_level)
     output = output or Path(f"engines/sapnet_{precision}.engine")
     if onnx_file is None:  # weights -> ONNX beside the engine -> engine
-        _from_weights(weights or "default", output, options, precision, (calib, calib_method, keep_fp32,
-                      float_precision), images, min_psnr, stages, force, max_megapixels)
+        from sapnet_export.export.onnx_export import ExportOptions
+
+        int8_options = opts.int8_options(calib, method=calib_method, keep_fp32=keep_fp32, int8_flag="--int8",
+                                         float_precision=float_precision)
+        export = ExportOptions(stages=stages, precision=precision, min_psnr_db=min_psnr, int8=int8_options)
+        _from_weights(weights or "default", output, export, options, images, force, max_megapixels)
         return
     if calib is not None or keep_fp32 or float_precision != "fp32":
         raise InputError("--calib/--keep-fp32/--float-precision convert weights; an --onnx graph already "
@@ -124,36 +128,29 @@ def _print_engine(result) -> None:  # noqa: ANN001 - EngineResult
                   f"{side['builder']['version']} for {target_text}")
 
 
-def _from_weights(weights: str, output: Path, options, precision: str, int8_args: tuple,  # noqa: ANN001
-                  images: list[Path] | None, min_psnr: float | None, stages: int | None, force: bool,
-                  max_megapixels: float) -> None:
-    """:func:`~sapnet_export.engine.from_weights.export_and_build`, printing the export's check and the engine."""
+def _from_weights(weights: str, output: Path, export, build, images: list[Path] | None,  # noqa: ANN001
+                  force: bool, max_megapixels: float) -> None:
+    """:func:`~sapnet_export.engine.from_weights.export_and_build` with ``export`` (ExportOptions) and
+    ``build`` (BuildOptions), printing the export's check and the engine."""
     from sapnet_export.data.frame_guard import check_images
     from sapnet_export.data.images import discover_images
-    from sapnet_export.engine.from_weights import check_outputs, export_and_build
-    from sapnet_export.export.onnx_export import ExportOptions
+    from sapnet_export.engine.from_weights import export_and_build
     from sapnet_export.model.checkpoints import load_weights
 
-    check_outputs(output, options, force=force)
-    calib, calib_method, keep_fp32, float_precision = int8_args  # --calib, --calib-method, --keep-fp32, ...
-    int8 = opts.int8_options(calib, method=calib_method, keep_fp32=keep_fp32, int8_flag="--int8",
-                             float_precision=float_precision)
     items = discover_images(images) if images else []
     check_images([path for path, _ in items], max_megapixels=max_megapixels, backends=["torch", "onnxruntime"])
     model, info = load_weights(weights)
     console.print(f"weights: {info.name} -> {info.path} (sha256 {info.sha256[:12]})")
-    export = ExportOptions(stages=stages, precision=precision, min_psnr_db=min_psnr, int8=int8,
-                           require_held_out=False)
-    status = console.status(f"exporting {precision} ONNX and checking it against PyTorch...")
+    status = console.status(f"exporting {export.precision} ONNX and checking it against PyTorch...")
     status.start()
     try:
         def exported(result) -> None:  # noqa: ANN001 - ExportResult
             status.stop()
-            _print_export(result, precision)
+            _print_export(result, export.precision)
             status.update(f"building the engine from {result.path}...")
             status.start()
 
-        _, engine = export_and_build(model, info, output, export, options, images=items, force=force,
+        _, engine = export_and_build(model, info, output, export, build, images=items, force=force,
                                      on_exported=exported)
     finally:
         status.stop()
@@ -163,6 +160,7 @@ def _from_weights(weights: str, output: Path, options, precision: str, int8_args
 def _print_export(result, precision: str) -> None:  # noqa: ANN001 - ExportResult
     """The exported ONNX's coverage, its check against PyTorch, and where it was written."""
     print_coverage(result.report)
+    print_held_out_warning(result.report)
     summary = result.report["held_out"]["summary"]
     if summary["images"]:
         console.print(f"{precision} ONNX vs PyTorch fp32 on {summary['images']} held-out images"
@@ -173,11 +171,8 @@ def _print_export(result, precision: str) -> None:  # noqa: ANN001 - ExportResul
             change = summary["quality"]["psnr_y"] - summary["reference_quality"]["psnr_y"]
             console.print(f"Y-PSNR vs ground truth: {summary['quality']['psnr_y']:.2f} dB "
                           f"({change:+.2f} dB against PyTorch fp32)")
-    elif precision != "int8":
+    else:  # fp32, fp16 without --images (int8 always has held-out images: the built-in ones)
         worst = min(row.fidelity.psnr_db for row in result.probes)
         console.print(f"{precision} ONNX vs PyTorch fp32 on {len(result.probes)} random probes: min "
                       f"{worst:.1f} dB (threshold {result.report['fidelity_threshold_db']:.0f} dB)")
-    else:
-        err_console.print("[yellow]warning:[/] no held-out images (--images): the int8 graph's "
-                          "fidelity to PyTorch was not measured; measure it with --images DIR")
     console.print(f"[green]wrote[/] {result.path} ({result.size_bytes / 1e6:.2f} MB) and its report")

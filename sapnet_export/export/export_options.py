@@ -116,9 +116,14 @@ def check_options(options: ExportOptions, items: Sequence[tuple[Path, Path]]) ->
 
 
 def resolve_options(model: SAPNet, options: ExportOptions | None, option_fields: dict,
-             images: Sequence[Path | tuple[Path, Path]]) -> tuple[ExportOptions, int, list[tuple[Path, Path]]]:
+                    images: Sequence[Path | tuple[Path, Path]]) -> tuple[ExportOptions, int, list[tuple[Path, Path]]]:
     """The options (``option_fields`` over ``options``), the stage count and the ``(path, relative)``
-    held-out items of :func:`export_onnx`, checked."""
+    held-out items of :func:`export_onnx`; the combination is checked by :func:`check_options` once
+    the held-out images are known.
+
+    Raises:
+        InputError: an unknown option field, or stages outside the model's.
+    """
     unknown = set(option_fields) - {f.name for f in fields(ExportOptions)}
     if unknown:
         raise InputError(f"export_onnx: unknown option {', '.join(sorted(unknown))}")

@@ -59,18 +59,16 @@ def check_fidelity(graph: Path, reference_runner: TorchRunner, held_out: list[He
                    precision: str, profile: str | None, threshold: float, static_hw: tuple[int, int] | None,
                    shared_pooling: bool, budget: BudgetResult | None, output: Path,
                    on_row: Callable[[ImageResult], None] | None = None,
-                   gate_held_out: bool = True,
-                   remeasure: bool = False) -> tuple[list[ImageResult], list[ImageResult]]:
+                   gate_held_out: bool = True) -> tuple[list[ImageResult], list[ImageResult]]:
     """Measure ``graph`` (the temporary file of ``output``) against PyTorch fp32 and gate it, run by
     the QDQ ``profile``'s Runner on the CPU (ONNX Runtime; OpenVINO for ``openvino``; ONNX Runtime
     when None).
 
     fp32 and fp16: every probe and held-out image must reach ``threshold`` dB. int8: the held-out
     images must (the probes, random noise, are reported only); an int8 budget search already measured
-    its chosen variant on them (``budget``), which is reused. ``gate_held_out`` False measures the
-    held-out images without gating them (the built-in heavy-rain frames, which warn instead);
-    ``remeasure`` measures them again though a budget search did (the graph changed after it: float
-    parts in fp16).
+    its chosen variant on them (``budget``), which is reused unless the graph changed after the search
+    (``budget.chosen_is_written`` False). ``gate_held_out`` False measures the held-out images
+    without gating them (the built-in heavy-rain frames, which warn instead).
 
     Returns:
         (probe results, held-out results).
@@ -82,7 +80,7 @@ def check_fidelity(graph: Path, reference_runner: TorchRunner, held_out: list[He
     probe_rows = evaluate(runner, probes(reference_runner, static_hw), on_row)
     if shared_pooling:
         probe_rows += evaluate_tiles(runner, reference_runner, on_row)
-    if budget is not None and not remeasure:
+    if budget is not None and budget.chosen_is_written:
         # The chosen variant's graph, already measured on every held-out image; what was written
         # differs only in metadata.
         held = budget.chosen.results
@@ -90,7 +88,8 @@ def check_fidelity(graph: Path, reference_runner: TorchRunner, held_out: list[He
             on_row(row)
     else:
         held = evaluate(runner, held_out, on_row)
-    gated = (held if gate_held_out else []) if precision == "int8" else probe_rows + (held if gate_held_out else [])
+    gated_held = held if gate_held_out else []
+    gated = gated_held if precision == "int8" else probe_rows + gated_held
     failed = [r for r in gated if not r.fidelity.psnr_db >= threshold]
     if failed:
         worst = min(failed, key=lambda r: r.fidelity.psnr_db)

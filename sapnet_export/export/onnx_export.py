@@ -169,8 +169,9 @@ def export_onnx(model: SAPNet, info: WeightsInfo, output: str | os.PathLike,
             TensorRT's QDQ rules; nothing is left at ``output``.
     """
     options, stages, items = resolve_options(model, options, option_fields, images)
-    with held_out_or_heavy_rain(items, gt_dir, int8=options.int8 if options.precision == "int8" else None,
-                                static_hw=options.static_hw, enabled=options.heavy_rain_check) as held:
+    built_in = options.precision == "int8" and options.int8 is not None and options.heavy_rain_check
+    size = (options.static_hw or tuple(int(v) for v in options.int8.calibration.frames.shape[2:])) if built_in else None
+    with held_out_or_heavy_rain(items, gt_dir, size) as held:
         check_options(options, held[0])
         return _export_checked(model, info, output, options, stages, held, force, command, on_row, on_trial)
 
@@ -202,8 +203,7 @@ def _export_checked(model: SAPNet, info: WeightsInfo, output: str | os.PathLike,
                                       profile=options.int8.profile if options.int8 else None,
                                       threshold=options.threshold_db, static_hw=options.static_hw,
                                       shared_pooling=options.shared_pooling, budget=budget, output=output,
-                                      on_row=on_row, gate_held_out=gate,
-                                      remeasure=bool(options.int8 and options.int8.float_precision == "fp16"))
+                                      on_row=on_row, gate_held_out=gate)
         report = conversion_report(meta, probes, held, options.threshold_db, export_s, budget, options.int8)
         report["fidelity_measured"] = bool(held) or options.precision != "int8"
         report["held_out"]["source"] = source

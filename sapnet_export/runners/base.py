@@ -88,6 +88,10 @@ class Runner(abc.ABC):
         :attr:`shared_pooling` True implement it)."""
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Release what the Runner holds outside this process (the triton Runner's client
+        connections); nothing for in-process backends. The Runner is not used afterwards."""
+
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Derain ``batch`` (float32 [N, 3, H, W], C-contiguous is not required).
 

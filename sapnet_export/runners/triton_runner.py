@@ -167,5 +167,5 @@ class TritonRunner(Runner):
         return np.concatenate(outputs)
 
     def close(self) -> None:
-        """Close the client's connections."""
+        """Close the client's connections (:meth:`Runner.close`)."""
         self.client.close()

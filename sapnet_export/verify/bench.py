@@ -110,8 +110,7 @@ def make_targets(model: SAPNet, info: WeightsInfo, reference: Runner, formats: S
                 int8 = (Int8Options(calibration=calibration, profile=fmt.profile)
                         if fmt.precision == "int8" else None)
                 made[onnx_name] = export_onnx(model, info, workdir / f"{onnx_name}.onnx", stages=stages,
-                                              precision=fmt.precision, int8=int8, force=True,
-                                              require_held_out=False).path
+                                              precision=fmt.precision, int8=int8, force=True).path
             path = made[onnx_name]
             if fmt.engine:
                 path = build_engine(path, workdir / f"{name}.engine", BuildOptions(), force=True).path
@@ -157,14 +156,14 @@ def run_bench(model: SAPNet, info: WeightsInfo, reference: Runner, formats: Sequ
             targets.append(open_target(url, weights=info.name, stages=stages))
         targets = make_targets(model, info, reference, formats, workdir, calibration=calibration,
                                stages=stages, gpu=gpu, on_step=on_step) + targets
-        check_stages(reference, [t for t in targets if t.runner is not None and not t.is_reference])
+        check_stages(reference, targets)
         for target in targets:
             if on_made:
                 on_made(target)
         return run_verification(reference, info.sha256, targets, items, **verification)
     finally:
         for target in targets:
-            if hasattr(target.runner, "close"):  # the triton Runner's client connection
+            if target.runner is not None and not target.is_reference:
                 target.runner.close()
 
 

@@ -43,8 +43,8 @@ def convert_int8(proto: onnx.ModelProto, held_out: list[HeldOutImage], options: 
                   on_trial: Callable[[Trial], None] | None) -> tuple[onnx.ModelProto, BudgetResult]:
     """Quantize ``proto`` with ``options`` (meeting ``min_psnr_db`` on ``held_out`` when given: groups
     are kept in float, most harmful first; the search measures them in float32, and with
-    ``float_precision`` fp16 the float parts are converted afterwards, so the caller measures the
-    written graph again), check TensorRT's QDQ rules for the ``tensorrt`` profile, and
+    ``float_precision`` fp16 the float parts are converted afterwards and ``budget.chosen_is_written``
+    is False, so the caller measures the written graph again), check TensorRT's QDQ rules for the ``tensorrt`` profile, and
     record the result in ``meta`` (with the calibration coverage of the held-out images, when there
     are any: ``budget.coverage``).
 
@@ -72,6 +72,7 @@ def convert_int8(proto: onnx.ModelProto, held_out: list[HeldOutImage], options: 
     if options.float_precision == "fp16":
         quantized, fp16_nodes = float_parts_to_fp16(quantized)
         check_tensorrt_qdq(quantized, "int8 graph with fp16 float parts")
+        budget.chosen_is_written = False  # measured with float32 float parts: measure the file again
     calib = options.calibration
     meta.update({
         "qdq_profile": options.profile, "qdq_profile_summary": QDQ_PROFILES[options.profile].summary,

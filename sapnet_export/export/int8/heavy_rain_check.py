@@ -69,18 +69,16 @@ def write_heavy_rain_check(folder: str | os.PathLike, size: tuple[int, int] = (3
 
 
 @contextmanager
-def held_out_or_heavy_rain(items: Sequence[tuple[Path, Path]], gt_dir: Path | None, *, int8,  # noqa: ANN001
-                           static_hw: tuple[int, int] | None,
-                           enabled: bool = True) -> Iterator[tuple[list, Path | None, str | None]]:
+def held_out_or_heavy_rain(items: Sequence[tuple[Path, Path]], gt_dir: Path | None,
+                           size: tuple[int, int] | None) -> Iterator[tuple[list, Path | None, str | None]]:
     """``(items, gt_dir, source)`` of an export's held-out check: the user's ``items`` (source
-    ``--images``), or, for int8 (``int8``: its :class:`~sapnet_export.export.int8.convert.Int8Options`)
-    without any and ``enabled``, the built-in heavy-rain frames written to a temporary folder for the
-    ``with`` block (:func:`write_heavy_rain_check`, source :data:`BUILT_IN_SOURCE`), at ``static_hw``
-    or the calibration frames' size (the engine profile's OPT shape). Source None: no held-out images."""
-    if items or int8 is None or not enabled:
+    ``--images``), or, when there are none and ``size`` (H, W) is given (an int8 export: its static
+    size or the calibration frames', the engine profile's OPT shape), the built-in heavy-rain frames
+    written to a temporary folder for the ``with`` block (:func:`write_heavy_rain_check`, source
+    :data:`BUILT_IN_SOURCE`). Source None: no held-out images."""
+    if items or size is None:
         yield list(items), gt_dir, "--images" if items else None
         return
-    size = static_hw or tuple(int(v) for v in int8.calibration.frames.shape[2:])
     with tempfile.TemporaryDirectory(prefix="sapnet-heavy-rain-") as folder:
         frames, truth = write_heavy_rain_check(folder, size)
         yield frames, truth, BUILT_IN_SOURCE

@@ -37,9 +37,9 @@ def quantized_nodes(model: onnx.ModelProto) -> list[str]:
                                                for name in node.input))]
 
 
-def _drop_round_trips(model: onnx.ModelProto) -> int:
-    """Rewire ``x (float32) -> Cast(float16) -> Cast(float32) -> y`` to ``x -> y`` and drop the Casts
-    nothing reads any more; returns the number of round trips removed."""
+def _drop_round_trips(model: onnx.ModelProto) -> None:
+    """Rewire ``x (float32) -> Cast(float16) -> Cast(float32) -> y`` to ``x -> y`` (one pass over the
+    nodes) and drop the Casts nothing reads any more."""
     inferred = onnx.shape_inference.infer_shapes(model)
     float32 = {v.name for v in (*inferred.graph.value_info, *inferred.graph.input)
                if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT}
@@ -48,24 +48,21 @@ def _drop_round_trips(model: onnx.ModelProto) -> int:
     to = {node.name: next(a.i for a in node.attribute if a.name == "to")
           for node in model.graph.node if node.op_type == "Cast"}
     graph_outputs = {v.name for v in model.graph.output}
-    removed = 0
+    rewire = {}  # the second Cast's output -> the float32 value the first Cast read
     for node in model.graph.node:
         if node.op_type != "Cast" or to[node.name] != onnx.TensorProto.FLOAT or node.output[0] in graph_outputs:
             continue
         first = producer.get(node.input[0])
-        if first is None or first.op_type != "Cast" or to[first.name] != onnx.TensorProto.FLOAT16:
-            continue
-        source = first.input[0]
-        if source not in float32:
-            continue  # not a round trip: the value was float16 before the first Cast
-        for consumer in model.graph.node:
-            consumer.input[:] = [source if name == node.output[0] else name for name in consumer.input]
-        removed += 1
+        if first is not None and first.op_type == "Cast" and to[first.name] == onnx.TensorProto.FLOAT16 \
+                and first.input[0] in float32:  # else the value was float16 already: a real conversion
+            rewire[node.output[0]] = first.input[0]
+    for node in model.graph.node:
+        node.input[:] = [rewire.get(name, name) for name in node.input]
     while True:  # drop Casts whose outputs nothing reads
         read = {name for node in model.graph.node for name in node.input} | graph_outputs
         dead = [n for n in model.graph.node if n.op_type == "Cast" and n.output[0] not in read]
         if not dead:
-            return removed
+            return
         for node in dead:
             model.graph.node.remove(node)
 

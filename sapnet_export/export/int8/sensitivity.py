@@ -184,14 +184,17 @@ def group_sensitivity(session: Int8Session) -> list[Trial]:
 @dataclass
 class BudgetResult:
     """Outcome of :func:`meet_budget`: the chosen variant, every variant tried in order, the
-    sensitivity ranking when one was needed (empty when full INT8 already met the budget), and the
-    calibration coverage on the held-out images once measured (:meth:`Int8Session.coverage`)."""
+    sensitivity ranking when one was needed (empty when full INT8 already met the budget), the
+    calibration coverage on the held-out images once measured (:meth:`Int8Session.coverage`), and
+    ``chosen_is_written``: the chosen variant's graph is the one written, so its held-out results
+    stand for the file (False once the graph was changed after the search: float parts in fp16)."""
 
     chosen: Trial
     tried: list[Trial]
     ranking: list[Trial]
     met: bool
     coverage: Coverage | None = None
+    chosen_is_written: bool = True
 
 
 def meet_budget(session: Int8Session, min_psnr_db: float | None) -> BudgetResult:
