@@ -92,7 +92,14 @@ class ExportResult:
 
 
 def check_options(options: ExportOptions, items: Sequence[tuple[Path, Path]]) -> None:
-    """Refuse option combinations that cannot export (the messages name the CLI options)."""
+    """Refuse option combinations that cannot export (the messages name the CLI options), given the
+    held-out ``items`` the export will measure on (``(path, relative)`` pairs).
+
+    Raises:
+        InputError: an unknown precision; int8 without a calibration set, a calibration set without
+            int8; int8 without held-out images where they are required; a bad QDQ profile,
+            calibration method or ``float_precision`` (fp16 only with the ``tensorrt`` profile).
+    """
     precision, int8, min_psnr_db = options.precision, options.int8, options.min_psnr_db
     if precision not in PRECISIONS:
         raise InputError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")

@@ -52,6 +52,9 @@ def write_heavy_rain_check(folder: str | os.PathLike, size: tuple[int, int] = (3
     Returns:
         ``(items, gt_dir)``: ``(path, relative)`` pairs as
         :func:`sapnet_export.data.images.discover_images` gives them, and the ground-truth folder.
+
+    Raises:
+        OSError: ``folder`` cannot be written.
     """
     folder = Path(folder)
     rng = np.random.default_rng(SEED)

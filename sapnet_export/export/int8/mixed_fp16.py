@@ -90,6 +90,11 @@ def float_parts_to_fp16(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[s
     Returns:
         (the converted graph, checked and shape-inferred; names of the compute nodes now producing
         float16, Casts not listed).
+
+    Raises:
+        ValueError: a graph output left float16 by something other than a Cast;
+            ``onnx.checker.ValidationError`` / ``onnx.shape_inference.InferenceError``: the converted
+            graph is not valid ONNX (a converter fault; nothing is written by this function).
     """
     from onnxconverter_common import float16
 
