@@ -229,6 +229,56 @@ def render(
 
 
 @app.command()
+def qat(
+    calib: Annotated[Path, typer.Option("--calib", help="Calibration set (`sapnet-export calib build`): "
+                                        "the frames the ranges are observed on and the fine-tuning "
+                                        "crops; no ground truth needed.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The fine-tuned checkpoint (.pth), with "
+                                         "its learned int8 ranges.")],
+    weights: Annotated[str, typer.Option("--weights", "-w", help="Checkpoint to start from and distil "
+                                         "from: a path, 'default' or 'official'.")] = "default",
+    steps: Annotated[int, typer.Option(min=1)] = 300,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 4,
+    patch: Annotated[int, typer.Option(min=16, help="Crop side in pixels.")] = 128,
+    lr: Annotated[float, typer.Option(min=0.0, help="Adam's learning rate (constant).")] = 2e-5,
+    stages: Annotated[Optional[int], typer.Option(min=1, max=12, help="Stages to run (default: the "
+                                                  "checkpoint's); an export may run fewer.")] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")] = "auto",
+    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1)] = 0,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing OUTPUT.")] = False,
+) -> None:
+    """Quantization-aware fine-tuning for the tensorrt QDQ profile: fake int8 in every Conv, the
+    start checkpoint as fp32 teacher; `sapnet-export onnx --precision int8 --weights OUTPUT` then
+    quantizes with the learned ranges (training/qat.py)."""
+    from sapnet_export.export.int8.calibration import load_calibration
+    from sapnet_export.model.checkpoints import load_weights
+
+    from .loop import resolve_device
+    from .qat import QatConfig, qat_finetune, save_qat_checkpoint
+
+    check_output(output, force=force, option="--output")
+    calibration = load_calibration(calib)
+    model, info = load_weights(weights)
+    config = QatConfig(steps=steps, batch_size=batch_size, patch=patch, lr=lr, stages=stages, seed=seed)
+    torch_device = resolve_device(device)
+    console.print(f"QAT: {info.name} (sha256 {info.sha256[:12]}) as teacher, {steps} steps of "
+                  f"{batch_size} crops {patch}x{patch} from {calib} ({calibration.frames.shape[0]} "
+                  f"frames), lr {lr:g}, device {torch_device}")
+    with Progress(TextColumn("QAT"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("L1 to teacher {task.fields[loss]:.5f}"), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        task = progress.add_task("qat", total=steps, loss=float("nan"))
+        result = qat_finetune(model, calibration.frames, config, torch_device,
+                              on_step=lambda step, total, loss: progress.update(task, completed=step,
+                                                                                loss=loss))
+    save_qat_checkpoint(result, output, config, info, calibration, torch_device)
+    head, tail = result.losses[:10], result.losses[-10:]
+    console.print(f"done in {result.seconds:.0f} s: L1 to the teacher {sum(head) / len(head):.5f} "
+                  f"(first 10 steps) -> {sum(tail) / len(tail):.5f} (last 10); "
+                  f"{len(result.ranges.ranges)} learned ranges; weights {output}")
+
+
+@app.command()
 def photos(
     output: Annotated[Path, typer.Option("--output", "-o", help="Writes OUTPUT/train, OUTPUT/val and "
                                          "OUTPUT/SOURCES.json.")],

@@ -9,9 +9,11 @@ from pathlib import Path
 
 from sapnet_export.errors import InputError
 from sapnet_export.measure.evaluation import ImageResult
+from sapnet_export.model.checkpoints import WeightsInfo
 from sapnet_export.model.network import SAPNet
 from .int8.convert import Int8Options
 from .int8.mixed_fp16 import FLOAT_PRECISIONS
+from .int8.qat_ranges import QAT_PROFILE, read_qat_ranges
 from .int8.quantize import check_int8_options
 from .int8.sensitivity import BudgetResult
 from .precision import DEFAULT_MIN_PSNR_DB, PRECISIONS
@@ -98,7 +100,8 @@ def check_options(options: ExportOptions, items: Sequence[tuple[Path, Path]]) ->
     Raises:
         InputError: an unknown precision; int8 without a calibration set, a calibration set without
             int8; int8 without held-out images where they are required; a bad QDQ profile,
-            calibration method or ``float_precision`` (fp16 only with the ``tensorrt`` profile).
+            calibration method or ``float_precision`` (fp16 only with the ``tensorrt`` profile);
+            learned (QAT) ranges with a profile other than ``tensorrt``.
     """
     precision, int8, min_psnr_db = options.precision, options.int8, options.min_psnr_db
     if precision not in PRECISIONS:
@@ -117,19 +120,24 @@ def check_options(options: ExportOptions, items: Sequence[tuple[Path, Path]]) ->
         if int8.float_precision not in FLOAT_PRECISIONS:
             raise InputError(f"--float-precision {int8.float_precision}: choose one of "
                              f"{', '.join(FLOAT_PRECISIONS)}")
+        if int8.qat is not None and int8.profile != QAT_PROFILE:
+            raise InputError(f"--qdq-profile {int8.profile}: the checkpoint's int8 ranges were learned "
+                             f"by quantization-aware training for the {QAT_PROFILE} profile (sapnet-train "
+                             f"qat); export it with --qdq-profile {QAT_PROFILE}")
         if int8.float_precision == "fp16" and int8.profile != "tensorrt":
             raise InputError(f"--float-precision fp16 is for the tensorrt profile (TensorRT runs int8 "
                              f"and fp16 in one strongly typed graph), not {int8.profile}")
 
 
-def resolve_options(model: SAPNet, options: ExportOptions | None, option_fields: dict,
+def resolve_options(model: SAPNet, info: WeightsInfo, options: ExportOptions | None, option_fields: dict,
                     images: Sequence[Path | tuple[Path, Path]]) -> tuple[ExportOptions, int, list[tuple[Path, Path]]]:
     """The options (``option_fields`` over ``options``), the stage count and the ``(path, relative)``
     held-out items of :func:`export_onnx`; the combination is checked by :func:`check_options` once
-    the held-out images are known.
+    the held-out images are known. An int8 export of a checkpoint that carries learned ranges
+    (``sapnet-train qat``) quantizes with them (:attr:`~sapnet_export.export.int8.convert.Int8Options.qat`).
 
     Raises:
-        InputError: an unknown option field, or stages outside the model's.
+        InputError: an unknown option field, stages outside the model's, a malformed QAT record.
     """
     unknown = set(option_fields) - {f.name for f in fields(ExportOptions)}
     if unknown:
@@ -139,5 +147,9 @@ def resolve_options(model: SAPNet, options: ExportOptions | None, option_fields:
         stages = model.resolve_stages(options.stages)
     except ValueError as exc:
         raise InputError(str(exc)) from exc
+    if options.int8 is not None and options.int8.qat is None:
+        qat = read_qat_ranges(info.metadata, str(info.path))
+        if qat is not None:
+            options = replace(options, int8=replace(options.int8, qat=qat))
     items = [item if isinstance(item, tuple) else (Path(item), Path(Path(item).name)) for item in images]
     return options, stages, items

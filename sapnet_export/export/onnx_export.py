@@ -168,7 +168,7 @@ def export_onnx(model: SAPNet, info: WeightsInfo, output: str | os.PathLike,
         CheckFailed: fidelity below the threshold, NaN/Inf in an output, or an int8 graph breaking
             TensorRT's QDQ rules; nothing is left at ``output``.
     """
-    options, stages, items = resolve_options(model, options, option_fields, images)
+    options, stages, items = resolve_options(model, info, options, option_fields, images)
     built_in = options.precision == "int8" and options.int8 is not None and options.heavy_rain_check
     size = (options.static_hw or tuple(int(v) for v in options.int8.calibration.frames.shape[2:])) if built_in else None
     with held_out_or_heavy_rain(items, gt_dir, size) as held:

@@ -76,5 +76,9 @@ def conversion_report(result_meta: dict[str, str], probes: list[ImageResult], he
         report["calibration"] = {"path": str(options.calibration.path),
                                  "frames_sha256": options.calibration.sha256,
                                  "count": int(options.calibration.frames.shape[0]),
-                                 "stale_sources": options.calibration.stale}
+                                 "stale_sources": options.calibration.stale,
+                                 # learned ranges replace the calibrated ones (sapnet-train qat)
+                                 "ranges": "qat" if options.qat else "calibrated"}
+        if options.qat is not None:
+            report["int8"]["qat"] = options.qat.as_dict()
     return report

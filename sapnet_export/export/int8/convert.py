@@ -13,6 +13,7 @@ from .calibration import CalibrationSet
 from .mixed_fp16 import float_parts_to_fp16
 from .nncf_quantize import NNCF_METHOD
 from .qdq_rules import check_tensorrt_qdq
+from .qat_ranges import QAT_METHOD, QatRanges, graph_ranges
 from .quantize import DEFAULT_CALIB_METHOD, QDQ_PROFILES, select_nodes
 from .sensitivity import BudgetResult, Int8Session, Trial, meet_budget
 
@@ -29,6 +30,9 @@ class Int8Options:
         float_precision: ``fp32`` or ``fp16``: the precision of what is not quantized (the groups
             kept in float and the element-wise ops; ``fp16``: ``tensorrt`` profile only,
             :mod:`sapnet_export.export.int8.mixed_fp16`).
+        qat: the ranges a quantization-aware fine-tuning learned (a checkpoint of ``sapnet-train
+            qat``; :mod:`sapnet_export.export.int8.qat_ranges`): the graph is quantized with them,
+            the calibration frames are not run and ``method`` does not apply (``tensorrt`` profile only).
     """
 
     calibration: CalibrationSet
@@ -36,6 +40,7 @@ class Int8Options:
     method: str = DEFAULT_CALIB_METHOD
     keep_fp32: tuple[str, ...] = ()
     float_precision: str = "fp32"
+    qat: QatRanges | None = None
 
 
 def convert_int8(proto: onnx.ModelProto, held_out: list[HeldOutImage], options: Int8Options,
@@ -45,7 +50,7 @@ def convert_int8(proto: onnx.ModelProto, held_out: list[HeldOutImage], options: 
     are kept in float, most harmful first; the search measures them in float32, and with
     ``float_precision`` fp16 the float parts are converted afterwards and ``budget.chosen_is_written``
     is False, so the caller measures the written graph again), check TensorRT's QDQ rules for the ``tensorrt`` profile, and
-    record the result in ``meta`` (with the calibration coverage of the held-out images, when there
+    record the result in ``meta`` (the ranges come from ``options.qat`` when given; with the calibration coverage of the held-out images, when there
     are any: ``budget.coverage``).
 
     Returns:
@@ -55,8 +60,9 @@ def convert_int8(proto: onnx.ModelProto, held_out: list[HeldOutImage], options: 
         CheckFailed: the int8 graph breaks TensorRT's QDQ rules.
     """
     keep = select_nodes(proto, options.keep_fp32) if options.keep_fp32 else []
+    ranges = graph_ranges(proto, options.qat, "QAT checkpoint") if options.qat else None
     session = Int8Session(proto, options.calibration.frames, held_out, profile=options.profile,
-                          calib_method=options.method, keep_fp32=keep, on_trial=on_trial)
+                          calib_method=options.method, keep_fp32=keep, on_trial=on_trial, ranges=ranges)
     try:
         budget = meet_budget(session, min_psnr_db)
         quantized = onnx.load(str(budget.chosen.path))
@@ -76,7 +82,8 @@ def convert_int8(proto: onnx.ModelProto, held_out: list[HeldOutImage], options: 
     calib = options.calibration
     meta.update({
         "qdq_profile": options.profile, "qdq_profile_summary": QDQ_PROFILES[options.profile].summary,
-        "calib_method": NNCF_METHOD if options.profile == "openvino" else options.method,
+        "calib_method": (NNCF_METHOD if options.profile == "openvino"
+                         else QAT_METHOD if options.qat else options.method),
         "calibration": str(calib.path),
         "calibration_frames_sha256": calib.sha256,
         "calibration_shape": "x".join(map(str, calib.frames.shape)),

@@ -28,6 +28,7 @@ from sapnet_export.measure.evaluation import HeldOutImage, ImageResult, evaluate
 from sapnet_export.model.onnx_meta import pooling_nodes
 from .coverage import DEFAULT_MARGIN, Coverage, compare_ranges, observed_ranges, read_calibration_ranges
 from .groups import attention_nodes
+from .qat_ranges import write_ort_cache
 from .quantize import (DEFAULT_CALIB_METHOD, GROUPS, QDQ_PROFILES, conv_macs, int8_conv_nodes, node_groups,
                        profile_runner, quantize_int8)
 
@@ -76,6 +77,10 @@ class Int8Session:
             and the CRA attention paths for a profile with ``float_attention`` (``cpu``).
         workdir: folder for the intermediate graphs and the calibration cache (a temporary one if None).
         on_trial: called after each measured variant.
+        ranges: ``{tensor: (low, high)}`` to quantize with instead of calibrating (the ranges a
+            quantization-aware fine-tuning learned, :func:`~sapnet_export.export.int8.qat_ranges.graph_ranges`);
+            they become the calibration cache, ``frames`` are then not run and ``calib_method`` is
+            ``minmax`` (the cache's method).
     """
 
     fp32: onnx.ModelProto
@@ -86,6 +91,7 @@ class Int8Session:
     keep_fp32: Sequence[str] = ()
     workdir: Path | None = None
     on_trial: Callable[[Trial], None] | None = None
+    ranges: dict[str, tuple[float, float]] | None = None
     _tmp: tempfile.TemporaryDirectory | None = field(default=None, init=False, repr=False)
     _count: int = field(default=0, init=False, repr=False)
 
@@ -97,7 +103,11 @@ class Int8Session:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.fp32_path = self.workdir / "fp32.onnx"
         onnx.save(self.fp32, str(self.fp32_path))
+        if self.ranges is not None:
+            self.calib_method = "minmax"
         self.cache_path = self.workdir / f"calibration-{self.profile}-{self.calib_method}.json"
+        if self.ranges is not None:
+            write_ort_cache(self.ranges, self.cache_path)
         self.groups = node_groups(self.fp32)
         always = pooling_nodes(self.fp32)
         if QDQ_PROFILES[self.profile].float_attention:
