@@ -230,9 +230,10 @@ def render(
 
 @app.command()
 def qat(
-    calib: Annotated[Path, typer.Option("--calib", help="Calibration set (`sapnet-export calib build`): "
-                                        "the frames the ranges are observed on and the fine-tuning "
-                                        "crops; no ground truth needed.")],
+    calib: Annotated[list[Path], typer.Option("--calib", help="Calibration set (`sapnet-export calib "
+                                              "build`): the frames the ranges are observed on and the "
+                                              "fine-tuning crops; no ground truth needed; repeatable "
+                                              "(sets of one frame size).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="The fine-tuned checkpoint (.pth), with "
                                          "its learned int8 ranges.")],
     weights: Annotated[str, typer.Option("--weights", "-w", help="Checkpoint to start from and distil "
@@ -250,20 +251,19 @@ def qat(
     """Quantization-aware fine-tuning for the tensorrt QDQ profile: fake int8 in every Conv, the
     start checkpoint as fp32 teacher; `sapnet-export onnx --precision int8 --weights OUTPUT` then
     quantizes with the learned ranges (training/qat.py)."""
-    from sapnet_export.export.int8.calibration import load_calibration
     from sapnet_export.model.checkpoints import load_weights
 
     from .loop import resolve_device
-    from .qat import QatConfig, qat_finetune, save_qat_checkpoint
+    from .qat import QatConfig, load_qat_frames, qat_finetune, save_qat_checkpoint
 
     check_output(output, force=force, option="--output")
-    calibration = load_calibration(calib)
+    calibration = load_qat_frames(calib)
     model, info = load_weights(weights)
     config = QatConfig(steps=steps, batch_size=batch_size, patch=patch, lr=lr, stages=stages, seed=seed)
     torch_device = resolve_device(device)
     console.print(f"QAT: {info.name} (sha256 {info.sha256[:12]}) as teacher, {steps} steps of "
-                  f"{batch_size} crops {patch}x{patch} from {calib} ({calibration.frames.shape[0]} "
-                  f"frames), lr {lr:g}, device {torch_device}")
+                  f"{batch_size} crops {patch}x{patch} from {', '.join(map(str, calib))} "
+                  f"({calibration.frames.shape[0]} frames), lr {lr:g}, device {torch_device}")
     with Progress(TextColumn("QAT"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("L1 to teacher {task.fields[loss]:.5f}"), TimeElapsedColumn(),
                   console=console, transient=True) as progress:

@@ -27,7 +27,7 @@ import copy
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -156,16 +156,46 @@ def qat_finetune(model: SAPNet, frames: np.ndarray, config: QatConfig, device: t
     return QatResult(student.cpu(), ranges, losses, time.perf_counter() - started)
 
 
+@dataclass(frozen=True)
+class QatFrames:
+    """The frames of one or more calibration sets, float32 [N, 3, H, W] in [0, 1], and each set's
+    ``{"path", "frames_sha256", "count"}``."""
+
+    frames: np.ndarray
+    sets: list[dict]
+
+
+def load_qat_frames(paths: Sequence[str | os.PathLike]) -> QatFrames:
+    """Load and join calibration sets (:func:`~sapnet_export.export.int8.calibration.load_calibration`).
+
+    Raises:
+        InputError: no set, a set that does not load, sets of different frame sizes.
+    """
+    from sapnet_export.export.int8.calibration import load_calibration
+
+    if not paths:
+        raise InputError("--calib: give at least one calibration set")
+    loaded = [load_calibration(path) for path in paths]
+    sizes = {tuple(c.frames.shape[2:]) for c in loaded}
+    if len(sizes) > 1:
+        raise InputError("--calib: the sets have different frame sizes ("
+                         + ", ".join(f"{c.path}: {c.frames.shape[2]}x{c.frames.shape[3]}" for c in loaded)
+                         + "); build them at one --size")
+    return QatFrames(np.concatenate([c.frames for c in loaded]),
+                     [{"path": str(c.path), "frames_sha256": c.sha256, "count": int(c.frames.shape[0])}
+                      for c in loaded])
+
+
 def save_qat_checkpoint(result: QatResult, output: str | os.PathLike, config: QatConfig,
-                        teacher: WeightsInfo, calibration, device: torch.device) -> Path:  # noqa: ANN001
+                        teacher: WeightsInfo, data: QatFrames, device: torch.device) -> Path:
     """Write the fine-tuned weights with their ranges (metadata ``qat``) and the run's record (metadata
-    ``training``: recipe, teacher, calibration set, device, seconds, mean loss of the first and last 10
+    ``training``: recipe, teacher, calibration sets, device, seconds, mean loss of the first and last 10
     steps; docs/formats.md, *Checkpoint*) atomically, and return the path."""
     head, tail = result.losses[:10], result.losses[-10:]
     return save_checkpoint(
         result.model, output, provenance=stamp(), qat=result.ranges.as_dict(),
         training={"method": "qat", "recipe": config.as_dict(),
                   "teacher": {"name": teacher.name, "sha256": teacher.sha256},
-                  "calibration": {"path": str(calibration.path), "frames_sha256": calibration.sha256},
+                  "calibration": data.sets,
                   "device": str(device), "seconds": result.seconds,
                   "loss_first10": sum(head) / len(head), "loss_last10": sum(tail) / len(tail)})

@@ -101,6 +101,12 @@ def onnx_command(
             if done.rows:
                 console.print(done)
     _print_result(result, precision, opset, shared_pooling)
+    if result.report.get("calibration", {}).get("ranges") == "qat":
+        teacher = (info.metadata.get("training") or {}).get("teacher") or {}
+        console.print(f"int8 ranges learned by quantization-aware training (sapnet-train qat); the "
+                      f"fidelity above is against this checkpoint's own fp32: `sapnet-export verify "
+                      f"{result.path} --weights {teacher.get('name', 'TEACHER')}` measures it against "
+                      f"the teacher (sha256 {str(teacher.get('sha256', '?'))[:12]})", highlight=False)
 
 
 def _print_result(result, precision: str, opset: int, shared_pooling: bool) -> None:  # noqa: ANN001 - ExportResult

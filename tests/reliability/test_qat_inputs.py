@@ -92,3 +92,15 @@ def test_damaged_qat_record_is_named(qat_one_stage, tiny_calibration, tmp_path):
     assert_clean_error(code, output, 2, "damaged.pth", "not finite and positive")
     assert not (tmp_path / "q.onnx").exists()
     assert np.isnan(torch.load(damaged, weights_only=True)["qat"]["ranges"][0]["absmax"])
+
+
+def test_qat_sets_of_different_sizes(tiny_checkpoint, tiny_calibration, tmp_path):
+    from sapnet_export.export.int8.calibration import build_calibration
+
+    other = tmp_path / "other"
+    sources = write_rgb_folder(tmp_path / "src", 2, 40, 40, prefix="o")
+    build_calibration([str(sources)], other, size=(32, 32), count=2, seed=0)
+    out = tmp_path / "qat.pth"
+    code, output = train_cli(*_qat_args(tiny_checkpoint, tiny_calibration, out), "--calib", other)
+    assert_clean_error(code, output, 2, "different frame sizes", "24x32", "32x32")
+    assert not out.exists()

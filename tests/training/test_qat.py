@@ -89,6 +89,7 @@ def test_qat_checkpoint_exports_with_its_learned_ranges(tiny_checkpoint, tiny_ca
     code, output = invoke_cli("onnx", "--weights", qat, "-o", out, "--precision", "int8", "--calib",
                               tiny_calibration, "--images", images)
     assert code == 0, output
+    assert "learned by quantization-aware training" in output and f"--weights {tiny_checkpoint}" in output
     report = json.loads((tmp_path / "q.onnx.json").read_text())
     assert report["metadata"]["calib_method"] == QAT_METHOD
     assert report["calibration"]["ranges"] == "qat"
