@@ -238,6 +238,9 @@ def qat(
                                          "its learned int8 ranges.")],
     weights: Annotated[str, typer.Option("--weights", "-w", help="Checkpoint to start from and distil "
                                          "from: a path, 'default' or 'official'.")] = "default",
+    range_calib: Annotated[list[Path], typer.Option("--range-calib", help="Observe the ranges on these "
+                                                    "calibration sets instead of --calib (repeatable); "
+                                                    "--calib then gives the crops only.")] = [],
     steps: Annotated[int, typer.Option(min=1)] = 300,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 4,
     patch: Annotated[int, typer.Option(min=16, help="Crop side in pixels.")] = 128,
@@ -248,9 +251,8 @@ def qat(
     seed: Annotated[int, typer.Option(min=0, max=2**32 - 1)] = 0,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing OUTPUT.")] = False,
 ) -> None:
-    """Quantization-aware fine-tuning for the tensorrt QDQ profile: fake int8 in every Conv, the
-    start checkpoint as fp32 teacher; `sapnet-export onnx --precision int8 --weights OUTPUT` then
-    quantizes with the learned ranges (training/qat.py)."""
+    """Quantization-aware fine-tuning for the tensorrt QDQ profile (training/qat.py); `sapnet-export
+    onnx --precision int8 --weights OUTPUT` then quantizes with the learned ranges."""
     from sapnet_export.model.checkpoints import load_weights
 
     from .loop import resolve_device
@@ -258,6 +260,7 @@ def qat(
 
     check_output(output, force=force, option="--output")
     calibration = load_qat_frames(calib)
+    ranges_from = load_qat_frames(range_calib) if range_calib else None
     model, info = load_weights(weights)
     config = QatConfig(steps=steps, batch_size=batch_size, patch=patch, lr=lr, stages=stages, seed=seed)
     torch_device = resolve_device(device)
@@ -270,8 +273,9 @@ def qat(
         task = progress.add_task("qat", total=steps, loss=float("nan"))
         result = qat_finetune(model, calibration.frames, config, torch_device,
                               on_step=lambda step, total, loss: progress.update(task, completed=step,
-                                                                                loss=loss))
-    save_qat_checkpoint(result, output, config, info, calibration, torch_device)
+                                                                                loss=loss),
+                              range_frames=ranges_from.frames if ranges_from else None)
+    save_qat_checkpoint(result, output, config, info, calibration, torch_device, ranges_from)
     head, tail = result.losses[:10], result.losses[-10:]
     console.print(f"done in {result.seconds:.0f} s: L1 to the teacher {sum(head) / len(head):.5f} "
                   f"(first 10 steps) -> {sum(tail) / len(tail):.5f} (last 10); "

@@ -113,7 +113,8 @@ def check_config(config: QatConfig, frames_shape: tuple[int, ...], model: SAPNet
 
 
 def qat_finetune(model: SAPNet, frames: np.ndarray, config: QatConfig, device: torch.device,
-                 on_step: Callable[[int, int, float], None] | None = None) -> QatResult:
+                 on_step: Callable[[int, int, float], None] | None = None,
+                 range_frames: np.ndarray | None = None) -> QatResult:
     """Fine-tune a copy of ``model`` for int8 (module docstring); ``model`` is the teacher and is not
     changed.
 
@@ -121,6 +122,8 @@ def qat_finetune(model: SAPNet, frames: np.ndarray, config: QatConfig, device: t
         frames: float32 [N, 3, H, W], RGB in [0, 1] (a calibration set's frames): the range
             observation runs on them whole, the fine-tuning on crops of them.
         on_step: called with (step, steps, loss) after each step.
+        range_frames: float32 [M, 3, H', W'] in [0, 1], the frames the ranges are observed on instead
+            of ``frames`` (None: ``frames``).
 
     Raises:
         InputError: see :func:`check_config`.
@@ -135,7 +138,8 @@ def qat_finetune(model: SAPNet, frames: np.ndarray, config: QatConfig, device: t
     data = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).to(device)
     quant = FakeQuantizedSAPNet(student, stages)
     quant.discover(data[:1, :, :config.patch, :config.patch])
-    quant.observe_ranges(data)
+    quant.observe_ranges(data if range_frames is None else torch.from_numpy(
+        np.ascontiguousarray(range_frames, dtype=np.float32)).to(device))
     optimizer = torch.optim.Adam(student.parameters(), lr=config.lr)
     losses: list[float] = []
     for step in range(config.steps):
@@ -187,9 +191,10 @@ def load_qat_frames(paths: Sequence[str | os.PathLike]) -> QatFrames:
 
 
 def save_qat_checkpoint(result: QatResult, output: str | os.PathLike, config: QatConfig,
-                        teacher: WeightsInfo, data: QatFrames, device: torch.device) -> Path:
+                        teacher: WeightsInfo, data: QatFrames, device: torch.device,
+                        ranges_from: QatFrames | None = None) -> Path:
     """Write the fine-tuned weights with their ranges (metadata ``qat``) and the run's record (metadata
-    ``training``: recipe, teacher, calibration sets, device, seconds, mean loss of the first and last 10
+    ``training``: recipe, teacher, calibration sets (of the crops, and of the ranges), device, seconds, mean loss of the first and last 10
     steps; docs/formats.md, *Checkpoint*) atomically, and return the path."""
     head, tail = result.losses[:10], result.losses[-10:]
     return save_checkpoint(
@@ -197,5 +202,6 @@ def save_qat_checkpoint(result: QatResult, output: str | os.PathLike, config: Qa
         training={"method": "qat", "recipe": config.as_dict(),
                   "teacher": {"name": teacher.name, "sha256": teacher.sha256},
                   "calibration": data.sets,
+                  "ranges_from": (ranges_from or data).sets,
                   "device": str(device), "seconds": result.seconds,
                   "loss_first10": sum(head) / len(head), "loss_last10": sum(tail) / len(tail)})

@@ -38,6 +38,9 @@ def test_qat_bad_inputs_and_outputs(tiny_checkpoint, tiny_calibration, tmp_path)
     out = tmp_path / "qat.pth"
     code, output = train_cli(*_qat_args(tiny_checkpoint, tmp_path / "nowhere", out))
     assert_clean_error(code, output, 2, "nowhere", "not a calibration set")
+    code, output = train_cli(*_qat_args(tiny_checkpoint, tiny_calibration, out), "--range-calib",
+                             tmp_path / "no-ranges")
+    assert_clean_error(code, output, 2, "no-ranges", "not a calibration set")
     code, output = train_cli(*_qat_args(tmp_path / "missing.pth", tiny_calibration, out))
     assert_clean_error(code, output, 2, "missing.pth")
     (tmp_path / "folder.pth").mkdir()

@@ -134,3 +134,16 @@ def test_malformed_records_are_refused(record, needle):
     with pytest.raises(InputError, match=needle.replace("(", r"\(")):
         read_qat_ranges({"qat": record}, "ck.pth")
     assert read_qat_ranges({}, "ck.pth") is None
+
+
+def test_ranges_can_come_from_other_frames(tiny_model):
+    crops = np.full((2, 3, 24, 24), 0.1, dtype=np.float32)
+    bright = np.ones((1, 3, 24, 24), dtype=np.float32)
+    config = QatConfig(steps=1, batch_size=1, patch=16, lr=1e-6, stages=2)
+    own = qat_finetune(tiny_model, crops, config, torch.device("cpu"))
+    other = qat_finetune(tiny_model, crops, config, torch.device("cpu"), range_frames=bright)
+    first = {(r.convs, r.stage, r.output): r.absmax for r in own.ranges.ranges}
+    # the graph input's range is the frames' own maximum: 0.1 for the crops, 1.0 for the bright frame
+    key = (("conv0.0",), 0, False)
+    assert first[key] == pytest.approx(0.1, rel=1e-6)
+    assert {(r.convs, r.stage, r.output): r.absmax for r in other.ranges.ranges}[key] == pytest.approx(1.0)
