@@ -147,3 +147,19 @@ def test_ranges_can_come_from_other_frames(tiny_model):
     key = (("conv0.0",), 0, False)
     assert first[key] == pytest.approx(0.1, rel=1e-6)
     assert {(r.convs, r.stage, r.output): r.absmax for r in other.ranges.ranges}[key] == pytest.approx(1.0)
+
+
+def test_qat_checkpoint_builds_a_tensorrt_rtx_engine(tiny_checkpoint, tiny_calibration, tmp_path):
+    pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX (tensorrt-rtx-cu13) is not installed")
+    model, _ = load_weights(tiny_checkpoint)
+    result = qat_finetune(model, load_calibration(tiny_calibration).frames,
+                          QatConfig(steps=1, batch_size=1, patch=16), torch.device("cpu"))
+    from sapnet_export.model.checkpoints import save_checkpoint
+
+    qat = save_checkpoint(result.model, tmp_path / "qat.pth", qat=result.ranges.as_dict())
+    code, output = invoke_cli("trt", "--weights", qat, "--int8", "--calib", tiny_calibration, "--target",
+                              "sm89", "--shapes", "16x16:24x32:64x64", "-o", tmp_path / "q.engine")
+    assert code == 0, output
+    sidecar = json.loads((tmp_path / "q.engine.json").read_text())
+    assert sidecar["onnx_metadata"]["calib_method"] == QAT_METHOD
+    assert sidecar["layers"]["precisions"]["CONVOLUTION int8"] == 92  # every Conv of the 2 stages
