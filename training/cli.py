@@ -230,12 +230,10 @@ def render(
 
 @app.command()
 def qat(
-    calib: Annotated[list[Path], typer.Option("--calib", help="Calibration set (`sapnet-export calib "
-                                              "build`): the frames the ranges are observed on and the "
-                                              "fine-tuning crops; no ground truth needed; repeatable "
-                                              "(sets of one frame size).")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="The fine-tuned checkpoint (.pth), with "
-                                         "its learned int8 ranges.")],
+    calib: Annotated[list[Path], typer.Option("--calib", help="Calibration set (`calib build`): ranges "
+                                              "and fine-tuning crops, no ground truth needed; "
+                                              "repeatable (one frame size).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Fine-tuned checkpoint with its ranges.")],
     weights: Annotated[str, typer.Option("--weights", "-w", help="Checkpoint to start from and distil "
                                          "from: a path, 'default' or 'official'.")] = "default",
     range_calib: Annotated[list[Path], typer.Option("--range-calib", help="Observe the ranges on these "
