@@ -107,6 +107,16 @@ def invoke_cli(*args) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+def invoke_train_cli(*args) -> tuple[int, str]:
+    """Run ``sapnet-train ARGS`` in-process; return (exit code, stdout and stderr)."""
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
 @pytest.fixture
 def tiny_onnx(tiny_checkpoint, tmp_path) -> Path:
     """``tiny_checkpoint`` exported to fp32 ONNX with the ``onnx`` command."""

@@ -258,7 +258,7 @@ def qat(
 
     check_output(output, force=force, option="--output")
     calibration = load_qat_frames(calib)
-    ranges_from = load_qat_frames(range_calib) if range_calib else None
+    ranges_from = load_qat_frames(range_calib, "--range-calib") if range_calib else None
     model, info = load_weights(weights)
     config = QatConfig(steps=steps, batch_size=batch_size, patch=patch, lr=lr, stages=stages, seed=seed)
     torch_device = resolve_device(device)
@@ -274,9 +274,8 @@ def qat(
                                                                                 loss=loss),
                               range_frames=ranges_from.frames if ranges_from else None)
     save_qat_checkpoint(result, output, config, info, calibration, torch_device, ranges_from)
-    head, tail = result.losses[:10], result.losses[-10:]
-    console.print(f"done in {result.seconds:.0f} s: L1 to the teacher {sum(head) / len(head):.5f} "
-                  f"(first 10 steps) -> {sum(tail) / len(tail):.5f} (last 10); "
+    console.print(f"done in {result.seconds:.0f} s: L1 to the teacher {result.loss_start:.5f} "
+                  f"(first 10 steps) -> {result.loss_end:.5f} (last 10); "
                   f"{len(result.ranges.ranges)} learned ranges; weights {output}")
 
 

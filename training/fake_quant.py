@@ -50,8 +50,8 @@ class _WeightFakeQuant(nn.Module):
 class FakeQuantizedSAPNet:
     """Puts fake quantization into ``model`` in place (module docstring) and takes it out again.
 
-    Conv inputs are found on a first forward (:meth:`discover`): Convs that read the same tensor in
-    one stage share one quantizer, as they share one QuantizeLinear in the exported graph.
+    Conv inputs and outputs are found on a first forward (:meth:`discover`): Convs that read the same
+    tensor in one stage share one quantizer, as they share one QuantizeLinear in the exported graph.
 
     Args:
         model: the network to fine-tune (its Conv2d modules get parametrized weights and hooks).
@@ -113,8 +113,8 @@ class FakeQuantizedSAPNet:
 
     @torch.no_grad()
     def discover(self, frame: torch.Tensor) -> None:
-        """Run ``frame`` float32 [1, 3, H, W] once to find every Conv input of every stage (the tensors
-        are held until the pass ends, so no address is reused)."""
+        """Run ``frame`` float32 [1, 3, H, W] in [0, 1] once to find every Conv input and output of
+        every stage (the tensors are held until the pass ends, so no address is reused)."""
         self._seen = {}
         try:
             self.model(frame, stages=self.stages)
@@ -139,7 +139,7 @@ class FakeQuantizedSAPNet:
         quantization on: the network then computes what its int8 export computes.
 
         Raises:
-            InputError: a discovered Conv input has no range in ``ranges``.
+            InputError: a discovered Conv input or output has no range in ``ranges``.
         """
         learned = ranges.by_conv()
         for key, fq in self.activations.items():

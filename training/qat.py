@@ -85,6 +85,16 @@ class QatResult:
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
 
+    @property
+    def loss_start(self) -> float:
+        """Mean loss of the first 10 steps (NaN with no steps)."""
+        return float(np.mean(self.losses[:10])) if self.losses else float("nan")
+
+    @property
+    def loss_end(self) -> float:
+        """Mean loss of the last 10 steps (NaN with no steps)."""
+        return float(np.mean(self.losses[-10:])) if self.losses else float("nan")
+
 
 def _crops(frames: torch.Tensor, size: int, count: int, rng: np.random.Generator) -> torch.Tensor:
     """``count`` random crops [count, 3, size, size] of ``frames``, each flipped left-right at random."""
@@ -169,20 +179,21 @@ class QatFrames:
     sets: list[dict]
 
 
-def load_qat_frames(paths: Sequence[str | os.PathLike]) -> QatFrames:
+def load_qat_frames(paths: Sequence[str | os.PathLike], option: str = "--calib") -> QatFrames:
     """Load and join calibration sets (:func:`~sapnet_export.export.int8.calibration.load_calibration`).
 
     Raises:
-        InputError: no set, a set that does not load, sets of different frame sizes.
+        InputError: no set, a set that does not load, sets of different frame sizes (the messages
+            name ``option``).
     """
     from sapnet_export.export.int8.calibration import load_calibration
 
     if not paths:
-        raise InputError("--calib: give at least one calibration set")
+        raise InputError(f"{option}: give at least one calibration set")
     loaded = [load_calibration(path) for path in paths]
     sizes = {tuple(c.frames.shape[2:]) for c in loaded}
     if len(sizes) > 1:
-        raise InputError("--calib: the sets have different frame sizes ("
+        raise InputError(f"{option}: the sets have different frame sizes ("
                          + ", ".join(f"{c.path}: {c.frames.shape[2]}x{c.frames.shape[3]}" for c in loaded)
                          + "); build them at one --size")
     return QatFrames(np.concatenate([c.frames for c in loaded]),
@@ -194,9 +205,9 @@ def save_qat_checkpoint(result: QatResult, output: str | os.PathLike, config: Qa
                         teacher: WeightsInfo, data: QatFrames, device: torch.device,
                         ranges_from: QatFrames | None = None) -> Path:
     """Write the fine-tuned weights with their ranges (metadata ``qat``) and the run's record (metadata
-    ``training``: recipe, teacher, calibration sets (of the crops, and of the ranges), device, seconds, mean loss of the first and last 10
-    steps; docs/formats.md, *Checkpoint*) atomically, and return the path."""
-    head, tail = result.losses[:10], result.losses[-10:]
+    ``training``: recipe, teacher, calibration sets (of the crops, and of the ranges), device, seconds,
+    mean loss of the first and last 10 steps; docs/formats.md, *Checkpoint*) atomically, and return
+    the path."""
     return save_checkpoint(
         result.model, output, provenance=stamp(), qat=result.ranges.as_dict(),
         training={"method": "qat", "recipe": config.as_dict(),
@@ -204,4 +215,4 @@ def save_qat_checkpoint(result: QatResult, output: str | os.PathLike, config: Qa
                   "calibration": data.sets,
                   "ranges_from": (ranges_from or data).sets,
                   "device": str(device), "seconds": result.seconds,
-                  "loss_first10": sum(head) / len(head), "loss_last10": sum(tail) / len(tail)})
+                  "loss_first10": result.loss_start, "loss_last10": result.loss_end})

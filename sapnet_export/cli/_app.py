@@ -121,6 +121,21 @@ def print_coverage(report: dict) -> None:
         err_console.print(f"[yellow]warning:[/] {coverage['warning']}", highlight=False)
 
 
+def print_qat_note(report: dict, info, path) -> None:  # noqa: ANN001 - WeightsInfo, Path
+    """Say that an int8 export used the learned ranges of a QAT checkpoint (``report["calibration"]
+    ["ranges"] == "qat"``), that its fidelity is against that checkpoint's own fp32, and which
+    ``verify`` of the written graph ``path`` measures it against the teacher (named in the
+    checkpoint's ``training`` metadata)."""
+    if (report.get("calibration") or {}).get("ranges") != "qat":
+        return
+    teacher = (info.metadata.get("training") or {}).get("teacher") or {}
+    console.print(f"int8 ranges learned by quantization-aware training (sapnet-train qat); the "
+                  f"fidelity here is against this checkpoint's own fp32: `sapnet-export verify "
+                  f"{path} --weights {teacher.get('name', 'TEACHER')}` "
+                  f"measures it against the teacher (sha256 {str(teacher.get('sha256', '?'))[:12]})",
+                  highlight=False)
+
+
 def print_held_out_warning(report: dict) -> None:
     """Print an export report's held-out warning on stderr, if any (``report["held_out"]["warning"]``:
     the built-in heavy-rain frames below the gate)."""

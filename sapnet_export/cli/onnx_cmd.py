@@ -13,7 +13,7 @@ from sapnet_export.data.frame_guard import DEFAULT_MAX_MEGAPIXELS
 from . import options as opts
 from .options import MAX_PSNR_DB, MaxMegapixelsOpt, number
 from ._app import (StagesOpt, WeightsOpt, app, console, fmt_db, held_out_source, print_coverage,
-                   print_held_out_warning, print_summary)
+                   print_held_out_warning, print_qat_note, print_summary)
 
 
 @app.command("onnx")
@@ -101,12 +101,7 @@ def onnx_command(
             if done.rows:
                 console.print(done)
     _print_result(result, precision, opset, shared_pooling)
-    if result.report.get("calibration", {}).get("ranges") == "qat":
-        teacher = (info.metadata.get("training") or {}).get("teacher") or {}
-        console.print(f"int8 ranges learned by quantization-aware training (sapnet-train qat); the "
-                      f"fidelity above is against this checkpoint's own fp32: `sapnet-export verify "
-                      f"{result.path} --weights {teacher.get('name', 'TEACHER')}` measures it against "
-                      f"the teacher (sha256 {str(teacher.get('sha256', '?'))[:12]})", highlight=False)
+    print_qat_note(result.report, info, result.path)
 
 
 def _print_result(result, precision: str, opset: int, shared_pooling: bool) -> None:  # noqa: ANN001 - ExportResult

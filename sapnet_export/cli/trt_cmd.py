@@ -11,7 +11,8 @@ from rich.table import Table
 from sapnet_export.data.frame_guard import DEFAULT_MAX_MEGAPIXELS
 from . import options as opts
 from .options import MAX_PSNR_DB, AllowForeignOpt, MaxMegapixelsOpt, number
-from ._app import StagesOpt, app, console, err_console, held_out_source, print_coverage, print_held_out_warning
+from ._app import (StagesOpt, app, console, err_console, held_out_source, print_coverage,
+                   print_held_out_warning, print_qat_note)
 
 
 @app.command("trt")
@@ -147,6 +148,7 @@ def _from_weights(weights: str, output: Path, export, build, images: list[Path] 
         def exported(result) -> None:  # noqa: ANN001 - ExportResult
             status.stop()
             _print_export(result, export.precision)
+            print_qat_note(result.report, info, result.path)
             status.update(f"building the engine from {result.path}...")
             status.start()
 

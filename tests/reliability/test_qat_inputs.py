@@ -4,18 +4,14 @@ with exit 2 and a message naming what is wrong, and nothing is written."""
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from conftest import assert_clean_error, invoke_cli, leftovers, write_rgb_folder
+from conftest import assert_clean_error, invoke_cli, invoke_train_cli, leftovers, write_rgb_folder
 from sapnet_export.export.int8.calibration import load_calibration
 from sapnet_export.model.checkpoints import load_weights, save_checkpoint
-from training.cli import app
 from training.qat import QatConfig, qat_finetune
 
 
-def train_cli(*args) -> tuple[int, str]:
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    return result.exit_code, result.output
+train_cli = invoke_train_cli
 
 
 def _qat_args(weights, calib, out, *extra):

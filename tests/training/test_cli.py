@@ -2,17 +2,12 @@ import json
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from conftest import invoke_cli, write_rgb
-from training.cli import app
+from conftest import invoke_cli, invoke_train_cli, write_rgb
 from training.photos import BUNDLED
 
 
-def train_cli(*args) -> tuple[int, str]:
-    """Run ``sapnet-train ARGS`` in-process; return (exit code, output)."""
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    return result.exit_code, result.output
+train_cli = invoke_train_cli
 
 
 @pytest.fixture

@@ -11,22 +11,18 @@ import onnxruntime as ort
 import pytest
 import torch
 from onnx import numpy_helper
-from typer.testing import CliRunner
 
-from conftest import invoke_cli, write_rgb_folder
+from conftest import invoke_cli, invoke_train_cli, write_rgb_folder
 from sapnet_export.export.int8.calibration import load_calibration
 from sapnet_export.export.int8.qat_ranges import QAT_METHOD, graph_ranges, read_qat_ranges
 from sapnet_export.export.int8.qdq_rules import tensorrt_qdq_violations
 from sapnet_export.export.onnx_export import to_onnx_proto
 from sapnet_export.model.checkpoints import load_weights
-from training.cli import app
 from training.fake_quant import FakeQuantizedSAPNet
 from training.qat import QatConfig, _crops, qat_finetune
 
 
-def train_cli(*args) -> tuple[int, str]:
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    return result.exit_code, result.output
+train_cli = invoke_train_cli
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -98,7 +94,7 @@ def test_qat_checkpoint_exports_with_its_learned_ranges(tiny_checkpoint, tiny_ca
     graph = onnx.load(out)
     assert tensorrt_qdq_violations(graph) == []
     # every activation scale is the learned range / 127, exactly as ONNX Runtime writes it
-    learned = graph_ranges(to_onnx_proto(model, 2, 17, None), ranges, "test")
+    learned = graph_ranges(to_onnx_proto(model, 2, 17, None), ranges)
     inits = {i.name: numpy_helper.to_array(i) for i in graph.graph.initializer}
     quantized = [n for n in graph.graph.node if n.op_type == "QuantizeLinear"]
     assert {n.input[0] for n in quantized} == set(learned)
@@ -160,6 +156,7 @@ def test_qat_checkpoint_builds_a_tensorrt_rtx_engine(tiny_checkpoint, tiny_calib
     code, output = invoke_cli("trt", "--weights", qat, "--int8", "--calib", tiny_calibration, "--target",
                               "sm89", "--shapes", "16x16:24x32:64x64", "-o", tmp_path / "q.engine")
     assert code == 0, output
+    assert "learned by quantization-aware training" in output
     sidecar = json.loads((tmp_path / "q.engine.json").read_text())
     assert sidecar["onnx_metadata"]["calib_method"] == QAT_METHOD
     assert sidecar["layers"]["precisions"]["CONVOLUTION int8"] == 92  # every Conv of the 2 stages

@@ -50,8 +50,8 @@ def convert_int8(proto: onnx.ModelProto, held_out: list[HeldOutImage], options: 
     are kept in float, most harmful first; the search measures them in float32, and with
     ``float_precision`` fp16 the float parts are converted afterwards and ``budget.chosen_is_written``
     is False, so the caller measures the written graph again), check TensorRT's QDQ rules for the ``tensorrt`` profile, and
-    record the result in ``meta`` (the ranges come from ``options.qat`` when given; with the calibration coverage of the held-out images, when there
-    are any: ``budget.coverage``).
+    record the result in ``meta`` (with the calibration coverage of the held-out images, when there
+    are any: ``budget.coverage``). With ``options.qat`` the ranges are the learned ones, not calibrated.
 
     Returns:
         (the chosen int8 graph, the search).
@@ -60,7 +60,7 @@ def convert_int8(proto: onnx.ModelProto, held_out: list[HeldOutImage], options: 
         CheckFailed: the int8 graph breaks TensorRT's QDQ rules.
     """
     keep = select_nodes(proto, options.keep_fp32) if options.keep_fp32 else []
-    ranges = graph_ranges(proto, options.qat, "QAT checkpoint") if options.qat else None
+    ranges = graph_ranges(proto, options.qat) if options.qat else None
     session = Int8Session(proto, options.calibration.frames, held_out, profile=options.profile,
                           calib_method=options.method, keep_fp32=keep, on_trial=on_trial, ranges=ranges)
     try:

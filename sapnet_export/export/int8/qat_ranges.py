@@ -2,9 +2,9 @@
 their placement on an exported graph.
 
 ``sapnet-train qat`` (``training/qat.py``) fine-tunes the weights with fake quantization at the
-places the ``tensorrt`` QDQ profile quantizes (every Conv input, int8 symmetric per tensor; every Conv
-weight, int8 symmetric per output channel), one range per Conv input **per stage**: the stages share
-their weights but not their activations. The ranges are fixed during the fine-tuning, so the weights
+places the ``tensorrt`` QDQ profile quantizes (every Conv input and output, int8 symmetric per
+tensor; every Conv weight, int8 symmetric per output channel), one range per tensor **per stage**: the
+stages share their weights but not their activations. The ranges are fixed during the fine-tuning, so the weights
 learn to live with them; an int8 export must then use those ranges, not recalibrate. This module is
 the record's writer (:meth:`QatRanges.as_dict`) beside its reader (:func:`read_qat_ranges`), and
 the step that turns it into the ranges of an ONNX graph's tensors (:func:`graph_ranges`), handed
@@ -64,12 +64,14 @@ class QatRanges:
     Attributes:
         profile: the QDQ profile emulated (:data:`QAT_PROFILE`).
         stages: stages the fine-tuning ran (an export may run fewer, not more).
-        ranges: one per (Conv input, stage).
+        ranges: one per Conv input and per Conv output, per stage.
+        source: where the record was read (the checkpoint's path), for messages; not written.
     """
 
     profile: str
     stages: int
     ranges: tuple[QatRange, ...]
+    source: str = "QAT ranges"
 
     def as_dict(self) -> dict:
         """The record in plain types (checkpoint metadata ``qat``)."""
@@ -108,10 +110,10 @@ def read_qat_ranges(metadata: dict, where: str) -> QatRanges | None:
     if bad or not ranges:
         raise InputError(f"{where}: QAT record holds {len(bad)} ranges that are not finite and "
                          f"positive (or no ranges at all)")
-    return QatRanges(QAT_PROFILE, stages, ranges)
+    return QatRanges(QAT_PROFILE, stages, ranges, where)
 
 
-def graph_ranges(proto: onnx.ModelProto, qat: QatRanges, where: str) -> dict[str, tuple[float, float]]:
+def graph_ranges(proto: onnx.ModelProto, qat: QatRanges) -> dict[str, tuple[float, float]]:
     """``{tensor name: (-absmax, absmax)}`` for the activation input and the output of every Conv of
     the fp32 export ``proto``.
 
@@ -121,8 +123,10 @@ def graph_ranges(proto: onnx.ModelProto, qat: QatRanges, where: str) -> dict[str
 
     Raises:
         InputError: a Conv of the graph has no learned range (the graph runs more stages than the
-            fine-tuning, or is not this network's), or one tensor got two different ranges.
+            fine-tuning, or is not this network's), or one tensor got two different ranges; the
+            messages name ``qat.source``.
     """
+    where = qat.source
     learned = qat.by_conv()
     uses: dict[str, int] = {}
     out: dict[str, tuple[float, float]] = {}
