@@ -239,10 +239,10 @@ def qat(
     range_calib: Annotated[list[Path], typer.Option("--range-calib", help="Observe the ranges on these "
                                                     "calibration sets instead of --calib (repeatable); "
                                                     "--calib then gives the crops only.")] = [],
-    steps: Annotated[int, typer.Option(min=1)] = 300,
+    steps: Annotated[int, typer.Option(min=1)] = 200,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 4,
     patch: Annotated[int, typer.Option(min=16, help="Crop side in pixels.")] = 128,
-    lr: Annotated[float, typer.Option(min=0.0, help="Adam's learning rate (constant).")] = 2e-5,
+    lr: Annotated[float, typer.Option(min=0.0, help="Adam's learning rate (constant).")] = 5e-5,
     stages: Annotated[Optional[int], typer.Option(min=1, max=12, help="Stages to run (default: the "
                                                   "checkpoint's); an export may run fewer.")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")] = "auto",
