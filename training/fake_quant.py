@@ -2,12 +2,12 @@
 network in place and taken out again (for :mod:`training.qat`).
 
 Weights: int8 symmetric per output channel, scale ``max|w| / 127`` of the current weights (what ONNX
-Runtime's quantizer computes at export). Activations: every Conv input and output (ONNX Runtime's QDQ
-quantizer also quantizes the outputs of the ops it quantizes), int8 symmetric per tensor, one range
-per tensor **and stage**. The fake-quantize modules are PyTorch's own
+Runtime's quantizer computes at export). Activations: every Conv input (the profile leaves Conv
+outputs float; :mod:`sapnet_export.export.int8.quantize`), int8 symmetric per tensor, one range per
+tensor **and stage**. The fake-quantize modules are PyTorch's own
 (``torch.ao.quantization.FakeQuantize``; forward: quantize and dequantize, rounding half to even;
 backward: the straight-through estimator). Weights get theirs through ``torch.nn.utils.parametrize``,
-Conv inputs and outputs through forward hooks, so the network's code
+Conv inputs through forward pre-hooks, so the network's code
 (``sapnet_export/model/network.py``) is untouched.
 """
 
@@ -50,7 +50,7 @@ class _WeightFakeQuant(nn.Module):
 class FakeQuantizedSAPNet:
     """Puts fake quantization into ``model`` in place (module docstring) and takes it out again.
 
-    Conv inputs and outputs are found on a first forward (:meth:`discover`): Convs that read the same
+    Conv inputs are found on a first forward (:meth:`discover`): Convs that read the same
     tensor in one stage share one quantizer, as they share one QuantizeLinear in the exported graph.
 
     Args:
@@ -70,7 +70,6 @@ class FakeQuantizedSAPNet:
         for name, conv in self.convs.items():
             parametrize.register_parametrization(conv, "weight", _WeightFakeQuant().to(conv.weight.device))
             self._handles.append(conv.register_forward_pre_hook(partial(self._quantize_input, name)))
-            self._handles.append(conv.register_forward_hook(partial(self._quantize_output, name)))
 
     def _reset(self, module: nn.Module, args: tuple) -> None:
         self._calls = dict.fromkeys(self.convs, 0)
@@ -94,15 +93,6 @@ class FakeQuantizedSAPNet:
             self._assign[(name, stage)] = key
         return (self.activations[key](x), *args[1:])
 
-    def _quantize_output(self, name: str, module: nn.Module, args: tuple, y: torch.Tensor) -> torch.Tensor:
-        stage = self._calls[name] - 1  # the pre-hook counted this call
-        key = f"{name.replace('.', '_')}__stage{stage}__output"
-        if key not in self.activations:
-            if self._seen is None:
-                raise RuntimeError(f"Conv {name} at stage {stage + 1} was not seen by discover()")
-            self._quantizer(key, [name], stage, True, y)
-        return self.activations[key](y)
-
     def _fake_quant(self, on: bool) -> None:
         for fq in self._all():
             fq.enable_fake_quant(on)
@@ -113,8 +103,8 @@ class FakeQuantizedSAPNet:
 
     @torch.no_grad()
     def discover(self, frame: torch.Tensor) -> None:
-        """Run ``frame`` float32 [1, 3, H, W] in [0, 1] once to find every Conv input and output of
-        every stage (the tensors are held until the pass ends, so no address is reused)."""
+        """Run ``frame`` float32 [1, 3, H, W] in [0, 1] once to find every Conv input of every
+        stage (the tensors are held until the pass ends, so no address is reused)."""
         self._seen = {}
         try:
             self.model(frame, stages=self.stages)
@@ -123,7 +113,7 @@ class FakeQuantizedSAPNet:
 
     @torch.no_grad()
     def observe_ranges(self, frames: torch.Tensor) -> None:
-        """Min/max of every Conv input and output over ``frames`` float32 [N, 3, H, W] (one at a time), with every
+        """Min/max of every Conv input over ``frames`` float32 [N, 3, H, W] (one at a time), with every
         fake quantization off; then the activation ranges are frozen and fake quantization is on."""
         self._fake_quant(False)
         for fq in self.activations.values():
@@ -135,11 +125,11 @@ class FakeQuantizedSAPNet:
         self._fake_quant(True)
 
     def set_ranges(self, ranges: QatRanges) -> None:
-        """Fix every Conv input's and output's range to ``ranges`` (as learned; after :meth:`discover`) with fake
+        """Fix every Conv input's range to ``ranges`` (as learned; after :meth:`discover`) with fake
         quantization on: the network then computes what its int8 export computes.
 
         Raises:
-            InputError: a discovered Conv input or output has no range in ``ranges``.
+            InputError: a discovered Conv input has no range in ``ranges``.
         """
         learned = ranges.by_conv()
         for key, fq in self.activations.items():

@@ -3,16 +3,25 @@
 ``nncf.quantize`` (NNCF 3.x, ONNX backend) collects its own activation statistics on the calibration
 frames, places QuantizeLinear/DequantizeLinear pairs where OpenVINO's CPU plugin fuses them into int8
 kernels (convolutions, and the element-wise ops between them), and corrects the bias shift that
-quantizing the weights causes (fast bias correction). The preset is ``mixed``: uint8 asymmetric
-activations and int8 symmetric per-channel weights (u8s8, what x86 VNNI multiplies natively). Measured
-here (OpenVINO 2026.4.1, NNCF 3.4.0, AMD EPYC with AVX-512 VNNI and no AMX, the tiny 2-stage test
-model): with the ``performance`` preset (int8 symmetric activations) OpenVINO's output was 11.5 dB from
-fp32 where ONNX Runtime ran the same graph at 52.5 dB; with ``mixed`` both gave 57.7 dB. The graph is checked and measured like the other
+quantizing the weights causes (fast bias correction). The preset is ``mixed``: asymmetric activations
+and int8 symmetric per-channel weights. NNCF's ONNX backend writes an activation's pair in **int8**
+whenever its range goes below 0 (and in uint8 otherwise); :func:`activations_to_uint8` then rewrites
+those pairs as the equal uint8 ones, so that every activation is uint8 (u8s8, what x86 VNNI multiplies
+natively). Why: OpenVINO 2026.4.1's CPU plugin, on a CPU without AMX (AVX-512 VNNI here), runs an int8
+QuantizeLinear/DequantizeLinear -> Concat -> Conv wrongly (its low-precision transformations accept only
+u8 convolution inputs there, and the rewrite they do on the way loses the scale: the Conv's input came
+out as three levels where there are 256). Measured on the published checkpoint (20 real-rain frames of
+320x480, Rain100L images 1, 10, 100): OpenVINO ran NNCF's graph at 23.9 / 17.6 / 18.7 dB from fp32
+where ONNX Runtime ran it at 45.3 / 45.1 / 42.7 dB; after the rewrite OpenVINO gives 45.4 / 45.2 /
+42.7 dB. The first wrong tensor was stage 3's LSTM gate convolutions, whose input Concat joins two
+int8 pairs (docs/measurements.md, "OpenVINO and the CPU paths"). The ``performance`` preset (int8
+symmetric activations) fails the same way (10 dB). The graph is checked and measured like the other
 profiles, with OpenVINO running it (:func:`sapnet_export.export.int8.quantize.profile_runner`);
 ONNX Runtime runs it too, but slowly (it does not fuse NNCF's placement).
 
 Source: NNCF documentation, "Post-training Quantization" (``nncf.quantize``, ``nncf.Dataset``,
-``nncf.IgnoredScope``, ``fast_bias_correction``).
+``nncf.IgnoredScope``, ``fast_bias_correction``); ONNX operator specification, QuantizeLinear and
+DequantizeLinear (y = saturate(round(x / scale) + zero_point), x = (y - zero_point) * scale).
 """
 
 from __future__ import annotations
@@ -25,8 +34,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import onnx
+from onnx import numpy_helper
 
-from sapnet_export.errors import InputError
+from sapnet_export.errors import CheckFailed, InputError
 from sapnet_export.model.onnx_meta import INPUT_NAME, POOL_WEIGHTS_NAME, whole_frame_pool_weights
 
 #: What the report says about the profile's calibration (NNCF picks its own range estimators).
@@ -89,11 +99,66 @@ def quantize_nncf(fp32_path: str | os.PathLike, output: str | os.PathLike, *, fr
         quantized = nncf.quantize(model, dataset, preset=nncf.QuantizationPreset.MIXED,
                                   subset_size=len(frames), fast_bias_correction=True,
                                   ignored_scope=nncf.IgnoredScope(names=list(exclude), validate=False))
+    activations_to_uint8(quantized)
     for prop in quantized.metadata_props:  # an fp32 export's metadata came along: it is int8 now
         if prop.key == "precision":
             prop.value = "int8"
     onnx.save(quantized, str(output))
     return quantized
+
+
+def activations_to_uint8(model: onnx.ModelProto) -> int:
+    """Rewrite, in place, every activation QuantizeLinear/DequantizeLinear pair with an int8 zero point
+    as the uint8 pair with the same scale and zero point + 128, and return how many nodes changed.
+
+    The two pairs compute the same values: int8 codes -128..127 with zero point z dequantize to
+    (q - z) * scale, uint8 codes 0..255 with zero point z + 128 to the same numbers, and the
+    quantization rounds and clamps at the same real bounds. Weights (DequantizeLinear of an
+    initializer, or the pair of a QuantizeLinear of an initializer) stay int8, as x86 VNNI wants them.
+    The Q nodes' outputs in ``value_info`` change to uint8; zero points no node uses any more are
+    removed. See the module docstring for why OpenVINO needs it.
+
+    Raises:
+        CheckFailed: an activation pair keeps an int8 zero point that is not an initializer (a graph
+            this rewrite does not know; nothing NNCF 3.4 writes).
+    """
+    initializers = {t.name: t for t in model.graph.initializer}
+    producer = {out: node for node in model.graph.node for out in node.output}
+    uint8_zero_point: dict[str, str] = {}
+    rewritten_q: set[str] = set()
+    changed = 0
+    for node in model.graph.node:
+        if node.op_type not in ("QuantizeLinear", "DequantizeLinear") or len(node.input) < 3:
+            continue
+        if node.op_type == "QuantizeLinear":
+            if node.input[0] in initializers:  # a weight's pair
+                continue
+        elif getattr(producer.get(node.input[0]), "op_type", None) != "QuantizeLinear" or \
+                producer[node.input[0]].input[0] in initializers:  # int8 weights, or a weight's pair
+            continue
+        zero_point = node.input[2]
+        if zero_point not in initializers:
+            raise CheckFailed(f"{node.name}: zero point {zero_point} is not an initializer; cannot make "
+                              "this activation uint8 for OpenVINO")
+        if initializers[zero_point].data_type != onnx.TensorProto.INT8:
+            continue
+        if zero_point not in uint8_zero_point:
+            value = numpy_helper.to_array(initializers[zero_point]).astype(np.int16) + 128
+            tensor = numpy_helper.from_array(value.astype(np.uint8), f"{zero_point}_uint8")
+            model.graph.initializer.append(tensor)
+            uint8_zero_point[zero_point] = tensor.name
+        node.input[2] = uint8_zero_point[zero_point]
+        if node.op_type == "QuantizeLinear":
+            rewritten_q.add(node.output[0])
+        changed += 1
+    for info in model.graph.value_info:
+        if info.name in rewritten_q:
+            info.type.tensor_type.elem_type = onnx.TensorProto.UINT8
+    used = {name for node in model.graph.node for name in node.input}
+    kept = [t for t in model.graph.initializer if t.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
+    return changed
 
 
 def _shared_input_quantizer(model: onnx.ModelProto, exclude: Sequence[str]) -> list[str]:

@@ -2,8 +2,7 @@
 their placement on an exported graph.
 
 ``sapnet-train qat`` (``training/qat.py``) fine-tunes the weights with fake quantization at the
-places the ``tensorrt`` QDQ profile quantizes (every Conv input and output, int8 symmetric per
-tensor; every Conv weight, int8 symmetric per output channel), one range per tensor **per stage**: the
+places the ``tensorrt`` QDQ profile quantizes (every Conv input, int8 symmetric per tensor; every Conv weight, int8 symmetric per output channel), one range per tensor **per stage**: the
 stages share their weights but not their activations. The ranges are fixed during the fine-tuning, so the weights
 learn to live with them; an int8 export must then use those ranges, not recalibrate. This module is
 the record's writer (:meth:`QatRanges.as_dict`) beside its reader (:func:`read_qat_ranges`), and
@@ -18,8 +17,9 @@ Record (checkpoint metadata ``qat``, format :data:`QAT_FORMAT`)::
 
 ``convs`` are the module names (``SAPNet.named_modules``) of the Convs that read one tensor (the four
 LSTM gates read one concatenation; a CRA layer's ``conv_du.0`` and ``conv_1_1`` one pooled vector),
-or, with ``output`` true, of the one Conv that writes it (ONNX Runtime's QDQ quantizer quantizes the
-outputs of the Convs too);
+or, with ``output`` true, of the one Conv that writes it: records of the first QAT version, whose
+profile quantized Conv outputs too, have such entries; they are read and not used, and ``sapnet-train
+qat`` writes none;
 ``stage`` counts from 0; ``absmax`` (> 0, finite) is the symmetric range: the int8 scale is
 ``absmax / 127``, as ONNX Runtime computes it for symmetric int8 (``quant_utils.compute_scale_zp``).
 """
@@ -114,8 +114,9 @@ def read_qat_ranges(metadata: dict, where: str) -> QatRanges | None:
 
 
 def graph_ranges(proto: onnx.ModelProto, qat: QatRanges) -> dict[str, tuple[float, float]]:
-    """``{tensor name: (-absmax, absmax)}`` for the activation input and the output of every Conv of
-    the fp32 export ``proto``.
+    """``{tensor name: (-absmax, absmax)}`` for the activation input of every Conv of the fp32 export
+    ``proto`` (the ``tensorrt`` profile quantizes Conv inputs only; the output ranges a record written
+    by an earlier version holds, ``output`` true, are not used).
 
     A Conv is identified by its weight (the initializer ``model.<module>.weight``, shared by the
     stages) and its stage by the order in which the graph's Convs use that weight (the exporter writes
@@ -137,15 +138,13 @@ def graph_ranges(proto: onnx.ModelProto, qat: QatRanges) -> dict[str, tuple[floa
         module = weight.removeprefix(_PARAM_PREFIX).removesuffix(".weight")
         stage = uses.get(weight, 0)
         uses[weight] = stage + 1
-        for tensor, output in ((node.input[0], False), (node.output[0], True)):
-            absmax = learned.get((module, stage, output))
-            if absmax is None:
-                raise InputError(f"{where}: no learned range for the {'output' if output else 'input'} "
-                                 f"of Conv {node.name} ({module}, stage {stage + 1}); the fine-tuning "
-                                 f"ran {qat.stages} stages")
-            value = (-absmax, absmax)
-            if out.setdefault(tensor, value) != value:
-                raise InputError(f"{where}: tensor {tensor} has two learned ranges")
+        absmax = learned.get((module, stage, False))
+        if absmax is None:
+            raise InputError(f"{where}: no learned range for the input of Conv {node.name} ({module}, "
+                             f"stage {stage + 1}); the fine-tuning ran {qat.stages} stages")
+        value = (-absmax, absmax)
+        if out.setdefault(node.input[0], value) != value:
+            raise InputError(f"{where}: tensor {node.input[0]} has two learned ranges")
     return out
 
 

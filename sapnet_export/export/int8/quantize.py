@@ -10,8 +10,15 @@ for its ONNX path, still calibrates with ONNX Runtime.
 Three QDQ profiles (docs/design.md section 3):
 
 - ``tensorrt``: int8 activations, symmetric (zero point 0), per tensor; int8 weights, symmetric, per
-  channel on axis 0; bias left in float. Only Conv inputs are quantized (the weighted layers, as
-  TensorRT's explicit-quantization guide recommends); TensorRT fuses the rest. Checked by
+  channel on axis 0; bias left in float. Only Conv inputs are quantized, not Conv outputs (the weighted
+  layers' inputs, as TensorRT's explicit-quantization guide recommends: "do not quantize the outputs of
+  weighted operations" by default; TensorRT runs each Conv in int8 and writes its output in the float
+  precision of the graph, fp32 or fp16, and the residual sums, the LSTM cell and the attention stay
+  float). ONNX Runtime's quantizer puts a pair on the output of every op it quantizes unless told not to
+  (``OpTypesToExcludeOutputQuantization``); with those 276 output pairs the published checkpoint kept
+  42.98 / 39.94 dB fidelity (mean / worst image) on the 100 Rain100L images and lost up to 1.57 dB
+  Y-PSNR, without them 46.87 / 43.81 dB and at most 0.84 dB (percentile, the README's 20 calibration
+  frames; docs/measurements.md, "INT8 in heavy rain"). Checked by
   :func:`sapnet_export.export.int8.qdq_rules.tensorrt_qdq_violations`.
 - ``cpu``: uint8 activations (asymmetric) and int8 weights (u8s8), ONNX Runtime's fast path on x86;
   Conv and the element-wise ops around it are quantized so that ONNX Runtime fuses them into integer
@@ -55,6 +62,9 @@ class QdqProfile:
         op_types: ONNX op types whose inputs get QuantizeLinear/DequantizeLinear.
         summary: one line for reports.
         backend: the Runner that checks the graph (``--backend`` name; :func:`profile_runner`).
+        conv_outputs: Conv outputs get a QuantizeLinear/DequantizeLinear pair too (``cpu``: ONNX
+            Runtime fuses Conv into its integer QLinearConv only with a quantized output); False for
+            ``tensorrt`` (module docstring).
         float_attention: the CRA layers' attention paths always stay float
             (:func:`~sapnet_export.export.int8.groups.attention_nodes`; ``--keep-fp32 cra`` for the other
             profiles): measured for ``cpu``, which quantizes their element-wise ops too, on 8 heavy-rain
@@ -70,12 +80,13 @@ class QdqProfile:
     summary: str
     backend: str = "onnxruntime"
     float_attention: bool = False
+    conv_outputs: bool = True
 
 
 QDQ_PROFILES = {
     "tensorrt": QdqProfile("tensorrt", "int8", "int8", True, ("Conv",),
                            "int8 symmetric per-tensor activations, int8 symmetric per-channel (axis 0) "
-                           "weights, float bias; Conv inputs"),
+                           "weights, float bias; Conv inputs (not outputs)", conv_outputs=False),
     "cpu": QdqProfile("cpu", "uint8", "int8", False,
                       ("Conv", "Add", "Mul", "Sigmoid", "GlobalAveragePool", "Concat", "Relu"),
                       "u8s8: uint8 asymmetric activations, int8 symmetric per-channel weights, "
@@ -196,6 +207,7 @@ def quantize_int8(fp32_path: str | os.PathLike, output: str | os.PathLike, *, pr
             calibration_providers=["CPUExecutionProvider"], calibration_cache_path=str(cache_path),
             extra_options={"ActivationSymmetric": spec.activation_symmetric, "WeightSymmetric": True,
                            "QuantizeBias": False,
+                           "OpTypesToExcludeOutputQuantization": [] if spec.conv_outputs else ["Conv"],
                            # Calibrate frame by frame: every calibrator (the histogram ones too) then
                            # folds a frame's tensors into its ranges before running the next frame,
                            # so memory holds one frame's calibrated tensors, not the whole set's.

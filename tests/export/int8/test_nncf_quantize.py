@@ -22,6 +22,9 @@ def test_quantize_nncf_makes_an_int8_qdq_graph_and_honours_the_ignored_scope(tin
     full = quantize_nncf(tiny_onnx, tmp_path / "q.onnx", frames=frames)
     convs = [n.name for n in full.graph.node if n.op_type == "Conv"]
     assert int8_conv_nodes(full) == set(convs)  # every Conv reads int8 activations and weights
+    types = {init.name: init.data_type for init in full.graph.initializer}
+    activation_zero_points = {types[n.input[2]] for n in full.graph.node if n.op_type == "QuantizeLinear"}
+    assert activation_zero_points == {onnx.TensorProto.UINT8}  # activations_to_uint8 ran
     kept = [c for c in convs if c.startswith("/model/conv/")]
     partial = quantize_nncf(tiny_onnx, tmp_path / "p.onnx", frames=frames, exclude=kept)
     assert int8_conv_nodes(partial) == set(convs) - set(kept)
@@ -67,3 +70,60 @@ def test_openvino_profile_budget_keeps_groups_in_float(tiny_checkpoint, tiny_cal
     # 200 dB is beyond any int8 mix: the search keeps groups in float, then the gate refuses the file
     assert code == 1 and "even with" in output and "kept in float" in output, output
     assert not (tmp_path / "q.onnx").exists()
+
+
+def _signed_concat_conv_graph() -> onnx.ModelProto:
+    """Two inputs, each through an int8 QuantizeLinear/DequantizeLinear pair (zero point -52), a
+    Concat, and a 3x3 Conv with int8 per-channel weights: the pattern OpenVINO 2026.4.1 ran wrongly on
+    a CPU without AMX (the stage-3 LSTM gates of NNCF's graph)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(3)
+    weights = rng.integers(-127, 128, (8, 8, 3, 3), dtype=np.int8)
+    inits = [numpy_helper.from_array(np.array(0.0076, np.float32), "s"),
+             numpy_helper.from_array(np.array(-52, np.int8), "zp"),
+             numpy_helper.from_array(weights, "w_q"),
+             numpy_helper.from_array(np.full(8, 0.004, np.float32), "w_s"),
+             numpy_helper.from_array(np.zeros(8, np.int8), "w_zp")]
+    nodes = []
+    for name in ("a", "b"):
+        nodes += [helper.make_node("QuantizeLinear", [name, "s", "zp"], [f"{name}_q"], name=f"{name}/Q"),
+                  helper.make_node("DequantizeLinear", [f"{name}_q", "s", "zp"], [f"{name}_dq"], name=f"{name}/DQ")]
+    nodes += [helper.make_node("Concat", ["a_dq", "b_dq"], ["cat"], axis=1, name="Concat"),
+              helper.make_node("DequantizeLinear", ["w_q", "w_s", "w_zp"], ["w"], axis=0, name="w/DQ"),
+              helper.make_node("Conv", ["cat", "w"], ["y"], pads=[1, 1, 1, 1], name="Conv")]
+    shape = [1, 4, 16, 16]
+    graph = helper.make_graph(nodes, "signed_concat_conv",
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n in ("a", "b")],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 16, 16])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+def test_activations_to_uint8_is_exact_and_makes_openvino_agree_with_onnxruntime(tmp_path):
+    import onnxruntime as ort
+    import openvino as ov
+
+    from sapnet_export.export.int8.nncf_quantize import activations_to_uint8
+
+    model = _signed_concat_conv_graph()
+    onnx.save(model, str(tmp_path / "int8.onnx"))
+    assert activations_to_uint8(model) == 4  # the two activation pairs, not the weights' DequantizeLinear
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(tmp_path / "uint8.onnx"))
+    zero_points = {init.name: init.data_type for init in model.graph.initializer}
+    assert zero_points["zp_uint8"] == onnx.TensorProto.UINT8 and "zp" not in zero_points
+    assert zero_points["w_zp"] == onnx.TensorProto.INT8 and zero_points["w_q"] == onnx.TensorProto.INT8
+
+    rng = np.random.default_rng(4)
+    feeds = {"a": rng.uniform(-0.6, 1.5, (1, 4, 16, 16)).astype(np.float32),
+             "b": rng.uniform(-0.6, 1.5, (1, 4, 16, 16)).astype(np.float32)}
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    by_ort = [ort.InferenceSession(str(tmp_path / name), options, providers=["CPUExecutionProvider"])
+              .run(None, feeds)[0] for name in ("int8.onnx", "uint8.onnx")]
+    np.testing.assert_array_equal(by_ort[0], by_ort[1])  # the same quantized values
+    compiled = ov.Core().compile_model(str(tmp_path / "uint8.onnx"), "CPU",
+                                       {"INFERENCE_PRECISION_HINT": "f32"})
+    by_ov = compiled(feeds)[0]
+    np.testing.assert_allclose(by_ov, by_ort[1], rtol=0, atol=1e-3 * float(np.abs(by_ort[1]).max()))
+

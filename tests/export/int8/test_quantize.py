@@ -70,6 +70,15 @@ def test_tensorrt_profile_follows_tensorrts_rules(fp32, frames, tmp_path):
     assert int8_conv_nodes(quantized) == {n.name for n in convs}
     assert all(inits[n.input[2]].data_type == onnx.TensorProto.FLOAT for n in convs if len(n.input) > 2)
     assert (tmp_path / "tensorrt.json").is_file()  # calibration cache for reuse
+    # Conv inputs only: no Conv output feeds a QuantizeLinear (TensorRT runs the Conv in int8 and
+    # writes float; docs/design.md section 3)
+    conv_outputs = {n.output[0] for n in convs}
+    assert not [n.name for n in quantized.graph.node if n.op_type == "QuantizeLinear" and n.input[0] in conv_outputs]
+
+
+def _quantized_conv_outputs(model: onnx.ModelProto) -> int:
+    conv_outputs = {n.output[0] for n in model.graph.node if n.op_type == "Conv"}
+    return sum(n.op_type == "QuantizeLinear" and n.input[0] in conv_outputs for n in model.graph.node)
 
 
 def test_cpu_profile_is_u8s8_and_breaks_tensorrt_rules(fp32, frames, tmp_path):
@@ -79,6 +88,8 @@ def test_cpu_profile_is_u8s8_and_breaks_tensorrt_rules(fp32, frames, tmp_path):
              if n.op_type == "QuantizeLinear" and len(n.input) > 2}
     assert types == {onnx.TensorProto.UINT8}
     assert any("not int8" in v for v in tensorrt_qdq_violations(quantized))
+    # ONNX Runtime fuses Conv into QLinearConv only with a quantized output: the cpu profile keeps them
+    assert _quantized_conv_outputs(quantized) > 0
 
 
 def test_excluded_nodes_stay_float_and_the_cache_is_reused(fp32, frames, tmp_path):
