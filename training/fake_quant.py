@@ -62,7 +62,7 @@ class FakeQuantizedSAPNet:
         self.model, self.stages = model, stages
         self.convs = {name: m for name, m in model.named_modules() if isinstance(m, nn.Conv2d)}
         self.activations = nn.ModuleDict()
-        self._owners: dict[str, tuple[list[str], int, bool]] = {}  # key -> (convs, stage, output)
+        self._owners: dict[str, tuple[list[str], int]] = {}  # key -> (convs, stage)
         self._assign: dict[tuple[str, int], str] = {}
         self._calls = dict.fromkeys(self.convs, 0)
         self._seen: dict[int, tuple[str, torch.Tensor]] | None = None
@@ -74,10 +74,10 @@ class FakeQuantizedSAPNet:
     def _reset(self, module: nn.Module, args: tuple) -> None:
         self._calls = dict.fromkeys(self.convs, 0)
 
-    def _quantizer(self, key: str, convs: list[str], stage: int, output: bool, like: torch.Tensor) -> None:
+    def _quantizer(self, key: str, convs: list[str], stage: int, like: torch.Tensor) -> None:
         if key not in self.activations:
             self.activations[key] = _activation_fq().to(like.device)
-            self._owners[key] = (convs, stage, output)
+            self._owners[key] = (convs, stage)
 
     def _quantize_input(self, name: str, module: nn.Module, args: tuple) -> tuple:
         stage = self._calls[name]
@@ -88,7 +88,7 @@ class FakeQuantizedSAPNet:
             if self._seen is None:
                 raise RuntimeError(f"Conv {name} at stage {stage + 1} was not seen by discover()")
             key, _ = self._seen.setdefault(id(x), (f"{name.replace('.', '_')}__stage{stage}", x))
-            self._quantizer(key, [], stage, False, x)
+            self._quantizer(key, [], stage, x)
             self._owners[key][0].append(name)
             self._assign[(name, stage)] = key
         return (self.activations[key](x), *args[1:])
@@ -133,11 +133,10 @@ class FakeQuantizedSAPNet:
         """
         learned = ranges.by_conv()
         for key, fq in self.activations.items():
-            convs, stage, output = self._owners[key]
-            absmax = learned.get((convs[0], stage, output))
+            convs, stage = self._owners[key]
+            absmax = learned.get((convs[0], stage, False))
             if absmax is None:
-                raise InputError(f"no learned range for the {'output' if output else 'input'} of "
-                                 f"Conv {convs[0]} at stage {stage + 1}")
+                raise InputError(f"no learned range for the input of Conv {convs[0]} at stage {stage + 1}")
             fq.enable_observer(False)
             fq.scale = torch.tensor([absmax / _QMAX], device=fq.scale.device)
             fq.zero_point = torch.zeros(1, dtype=torch.int32, device=fq.zero_point.device)
@@ -147,8 +146,8 @@ class FakeQuantizedSAPNet:
         """The frozen ranges (absmax = scale x 127)."""
         out = []
         for key, fq in self.activations.items():
-            convs, stage, output = self._owners[key]
-            out.append(QatRange(tuple(convs), stage, float(fq.scale.item()) * _QMAX, output))
+            convs, stage = self._owners[key]
+            out.append(QatRange(tuple(convs), stage, float(fq.scale.item()) * _QMAX, False))
         return QatRanges(QAT_PROFILE, self.stages, tuple(out))
 
     def remove(self) -> None:

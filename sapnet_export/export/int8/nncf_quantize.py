@@ -123,18 +123,15 @@ def activations_to_uint8(model: onnx.ModelProto) -> int:
             this rewrite does not know; nothing NNCF 3.4 writes).
     """
     initializers = {t.name: t for t in model.graph.initializer}
-    producer = {out: node for node in model.graph.node for out in node.output}
+    activation_q = {n.output[0] for n in model.graph.node  # a QuantizeLinear of an initializer is a weight's
+                    if n.op_type == "QuantizeLinear" and n.input[0] not in initializers}
     uint8_zero_point: dict[str, str] = {}
     rewritten_q: set[str] = set()
     changed = 0
     for node in model.graph.node:
-        if node.op_type not in ("QuantizeLinear", "DequantizeLinear") or len(node.input) < 3:
-            continue
-        if node.op_type == "QuantizeLinear":
-            if node.input[0] in initializers:  # a weight's pair
-                continue
-        elif getattr(producer.get(node.input[0]), "op_type", None) != "QuantizeLinear" or \
-                producer[node.input[0]].input[0] in initializers:  # int8 weights, or a weight's pair
+        activation = (node.op_type == "QuantizeLinear" and node.output[0] in activation_q) or \
+            (node.op_type == "DequantizeLinear" and node.input[0] in activation_q)
+        if not activation or len(node.input) < 3:
             continue
         zero_point = node.input[2]
         if zero_point not in initializers:
