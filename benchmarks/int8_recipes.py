@@ -6,11 +6,12 @@ Usage:
         --methods percentile,minmax --profiles tensorrt,cpu [--keep-fp32 conv0 ...] \
         --set light=../shared/data/rain100l/input:../shared/data/rain100l/target \
         --set heavy=engines/heavy-rain/input:engines/heavy-rain/target --limit 10 \
-        [--work /tmp/int8-recipes] [--json OUT.jsonl]
+        [--float-precision fp32|fp16] [--work /tmp/int8-recipes] [--json OUT.jsonl]
 
 For every recipe, the graph is calibrated once (ONNX Runtime on the CPU; the ranges are cached under
 ``--work`` per set, profile and method, so a rerun only measures) and fully quantized (minus
-``--keep-fp32`` groups), then run by ONNX Runtime on the CPU over ``--limit`` evenly spaced images of
+``--keep-fp32`` groups; with ``--float-precision fp16`` what stays float is then converted to fp16, as
+``onnx --float-precision fp16`` does), then run by ONNX Runtime on the CPU over ``--limit`` evenly spaced images of
 each set. Per set it prints what ``verify`` measures: fidelity PSNR against PyTorch fp32 (mean and worst
 image, dB) and the change of Y-PSNR against ground truth (int8 minus fp32; mean and worst image, dB),
 and the share of Conv MACs in int8. PyTorch references are computed once per run. One JSON line per
@@ -26,9 +27,11 @@ import sys
 import time
 from pathlib import Path
 
+import onnx
 from _timing import machine
 from sapnet_export.data.images import discover_images, evenly_spaced
 from sapnet_export.export.int8.calibration import load_calibration
+from sapnet_export.export.int8.mixed_fp16 import float_parts_to_fp16
 from sapnet_export.export.int8.quantize import select_nodes
 from sapnet_export.export.int8.sensitivity import Int8Session
 from sapnet_export.export.onnx_export import DEFAULT_OPSET, to_onnx_proto
@@ -89,6 +92,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=10)
     parser.add_argument("--work", type=Path, default=Path("/tmp/int8-recipes"))
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--float-precision", choices=("fp32", "fp16"), default="fp32")
     args = parser.parse_args()
     model, info = load_weights(args.weights)
     stages = model.resolve_stages(None)
@@ -115,12 +119,15 @@ def main() -> None:
                     keep = select_nodes(proto, groups) if groups else []
                     session = Int8Session(proto, calibration.frames, everything, profile=profile,
                                           calib_method=method, keep_fp32=keep, workdir=work)
-                    path, _, share = session.quantize(session.quantizable_groups)
+                    path, quantized, share = session.quantize(session.quantizable_groups)
+                    if args.float_precision == "fp16":
+                        path = work / f"fp16-parts-{'-'.join(groups) or 'none'}.onnx"
+                        onnx.save(float_parts_to_fp16(quantized)[0], str(path))
                     runner = OnnxRuntimeRunner(path, device="cpu")
                     synthetic = calibration.manifest.get("synthetic_rain") or {}
                     row = {"calibration": str(calib_path), "frames": int(calibration.frames.shape[0]),
                            "synthetic_rain": synthetic.get("preset"), "profile": profile,
-                           "method": method, "keep_float": groups, "int8_mac_share": share,
+                           "method": method, "keep_float": groups, "float_precision": args.float_precision, "int8_mac_share": share,
                            "weights": info.name,
                            "sets": {name: score(evaluate(runner, items)) for name, items in held.items()},
                            "seconds": time.perf_counter() - start}

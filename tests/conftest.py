@@ -193,15 +193,20 @@ def tiny_engines(tmp_path_factory) -> dict[str, Path]:
 
 
 def damage_int8_scale(source: Path, target: Path, factor: float = 100.0) -> str:
-    """Copy a QDQ graph with one scale multiplied by ``factor``: the weight scale of the last Conv (the
-    output conv of the last stage, whose error reaches the output undamped), a deliberately damaged
-    model for the verify gates. Returns the scale's initializer name."""
+    """Copy a QDQ graph with one scale multiplied by ``factor``: the weight scale of the last quantized
+    Conv outside the attention paths (the last residual block's, in the last stage: the tensorrt
+    profile keeps the output conv float), a deliberately damaged model for the verify gates. Returns
+    the scale's initializer name."""
     import onnx
     from onnx import numpy_helper
 
+    from sapnet_export.export.int8.groups import attention_nodes
+
     model = onnx.load(str(source))
     producer = {out: node for node in model.graph.node for out in node.output}
-    last_conv = [n for n in model.graph.node if n.op_type == "Conv"][-1]
+    attention = set(attention_nodes(model))  # 1x1 convs whose error the Sigmoid squashes
+    last_conv = [n for n in model.graph.node if n.op_type == "Conv" and n.input[1] in producer
+                 and n.name not in attention][-1]
     dequantize = producer[last_conv.input[1]]
     scale = next(i for i in model.graph.initializer if i.name == dequantize.input[1])
     scale.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(scale) * np.float32(factor), scale.name))

@@ -165,7 +165,8 @@ CalibMethodOpt = Annotated[str, typer.Option(
     "--calib-method", help="percentile (99.999 %, default) | minmax | entropy.")]
 KeepFp32Opt = Annotated[Optional[list[str]], typer.Option(
     "--keep-fp32", help="Keep a group (conv0, conv_i, conv_f, conv_g, conv_o, lstm_cell, "
-    "res_conv1..5, conv) or node-name glob out of quantization. Repeatable.")]
+    "res_conv1..5, conv) or node-name glob out of quantization. Repeatable. Default: the QDQ profile's "
+    "(tensorrt: conv0 and conv, 1.5 % of the MACs; cpu, openvino: none); 'none' quantizes every group.")]
 FloatPrecisionOpt = Annotated[str, typer.Option(
     "--float-precision", help="Precision of what int8 leaves in float (groups kept in float, the "
     "element-wise ops): fp32 (default) | fp16 (tensorrt profile: TensorRT runs int8 and fp16 in one "
@@ -218,8 +219,11 @@ def int8_options(calib: Path | None, *, method: str, keep_fp32: list[str] | None
         if keep_fp32 or float_precision != "fp32":
             raise InputError(f"--{'keep-fp32' if keep_fp32 else 'float-precision'} is for {int8_flag}")
         return None
+    if keep_fp32 and "none" in keep_fp32 and len(keep_fp32) > 1:
+        raise InputError("--keep-fp32 none quantizes every group; it cannot be combined with other --keep-fp32 groups")
+    kept = None if not keep_fp32 else () if keep_fp32 == ["none"] else tuple(keep_fp32)
     return Int8Options(calibration=load_calibration_warning_if_stale(calib), profile=profile, method=method,
-                       keep_fp32=tuple(keep_fp32 or ()), float_precision=float_precision)
+                       keep_fp32=kept, float_precision=float_precision)
 
 
 @dataclass(frozen=True)

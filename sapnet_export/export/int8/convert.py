@@ -26,7 +26,8 @@ class Int8Options:
         calibration: the calibration set (:func:`~sapnet_export.export.int8.calibration.load_calibration`).
         profile: QDQ profile, ``tensorrt``, ``cpu`` or ``openvino`` (NNCF).
         method: calibration method, ``minmax``, ``entropy`` or ``percentile`` (default).
-        keep_fp32: group names or node-name globs kept out of quantization.
+        keep_fp32: group names or node-name globs kept out of quantization; None: the profile's
+            :attr:`~sapnet_export.export.int8.quantize.QdqProfile.default_keep_fp32`; ``()``: nothing.
         float_precision: ``fp32`` or ``fp16``: the precision of what is not quantized (the groups
             kept in float and the element-wise ops; ``fp16``: ``tensorrt`` profile only,
             :mod:`sapnet_export.export.int8.mixed_fp16`).
@@ -38,9 +39,14 @@ class Int8Options:
     calibration: CalibrationSet
     profile: str = "tensorrt"
     method: str = DEFAULT_CALIB_METHOD
-    keep_fp32: tuple[str, ...] = ()
+    keep_fp32: tuple[str, ...] | None = None
     float_precision: str = "fp32"
     qat: QatRanges | None = None
+
+    @property
+    def kept_float(self) -> tuple[str, ...]:
+        """The groups and globs kept in float: ``keep_fp32``, or the profile's default when it is None."""
+        return QDQ_PROFILES[self.profile].default_keep_fp32 if self.keep_fp32 is None else self.keep_fp32
 
 
 def convert_int8(proto: onnx.ModelProto, held_out: list[HeldOutImage], options: Int8Options,
@@ -59,7 +65,7 @@ def convert_int8(proto: onnx.ModelProto, held_out: list[HeldOutImage], options: 
     Raises:
         CheckFailed: the int8 graph breaks TensorRT's QDQ rules.
     """
-    keep = select_nodes(proto, options.keep_fp32) if options.keep_fp32 else []
+    keep = select_nodes(proto, options.kept_float) if options.kept_float else []
     ranges = graph_ranges(proto, options.qat) if options.qat else None
     session = Int8Session(proto, options.calibration.frames, held_out, profile=options.profile,
                           calib_method=options.method, keep_fp32=keep, on_trial=on_trial, ranges=ranges)
@@ -89,7 +95,8 @@ def convert_int8(proto: onnx.ModelProto, held_out: list[HeldOutImage], options: 
         "calibration_shape": "x".join(map(str, calib.frames.shape)),
         "int8_groups": ",".join(budget.chosen.int8_groups) or "none",
         "float_groups": ",".join(budget.chosen.float_groups) or "none",
-        "keep_fp32": ",".join(options.keep_fp32) or "none",
+        "keep_fp32": ",".join(options.kept_float) or "none",
+        "keep_fp32_from": "profile default" if options.keep_fp32 is None else "--keep-fp32",
         "int8_mac_share": f"{budget.chosen.int8_mac_share:.4f}",
         "float_precision": options.float_precision,
         "fp16_nodes": str(len(fp16_nodes)),
