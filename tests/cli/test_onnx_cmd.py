@@ -72,3 +72,7 @@ def test_onnx_command_int8_usage_errors(tiny_checkpoint, tiny_calibration, tmp_p
     code, output = invoke("onnx", "--weights", tiny_checkpoint, "-o", tmp_path / "q.onnx",
                           "--keep-fp32", "conv")
     assert code == 2 and "--keep-fp32 is for --precision int8" in output
+    code, output = invoke("onnx", "--weights", tiny_checkpoint, "-o", tmp_path / "q.onnx", "--precision",
+                          "int8", "--calib", tiny_calibration, "--keep-fp32", "none", "--keep-fp32", "conv")
+    assert code == 2 and "--keep-fp32 none quantizes every group" in output
+    assert not (tmp_path / "q.onnx").exists()

@@ -129,6 +129,24 @@ def _int8_options(calibration_dir, **kwargs):
     return Int8Options(calibration=load_calibration(calibration_dir), **kwargs)
 
 
+@pytest.mark.parametrize("keep, kept, source, full", [(None, "conv0,conv", "profile default", False),
+                                                      ((), "none", "--keep-fp32", True)])
+def test_int8_profile_default_float_groups(tiny_checkpoint, tiny_calibration, tmp_path, keep, kept, source, full):
+    """The tensorrt profile keeps conv0 and the output conv float unless --keep-fp32 says otherwise
+    (``none``: the empty tuple); the metadata says which groups and where that came from."""
+    model, info = load_weights(tiny_checkpoint)
+    result = export_onnx(model, info, tmp_path / "q.onnx", precision="int8", require_held_out=False,
+                         int8=_int8_options(tiny_calibration, keep_fp32=keep))
+    meta = metadata(load_onnx(result.path))
+    assert (meta["keep_fp32"], meta["keep_fp32_from"]) == (kept, source)
+    share = float(meta["int8_mac_share"])
+    assert share == pytest.approx(1.0) if full else 0.9 < share < 0.99  # conv0 + conv: 1.5 % of MACs
+    graph = load_onnx(result.path).graph
+    dequantized = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear"}
+    float_convs = {n.name.split("/")[2] for n in graph.node if n.op_type == "Conv" and n.input[1] not in dequantized}
+    assert float_convs == (set() if full else {"conv0", "conv"}), float_convs
+
+
 def test_int8_export_report_and_metadata(tiny_checkpoint, tiny_calibration, tmp_path):
     model, info = load_weights(tiny_checkpoint)
     held = write_rgb(tmp_path / "held.png", 16, 24, seed=42)
