@@ -11,7 +11,7 @@ Usage:
 For every recipe, the graph is calibrated once (ONNX Runtime on the CPU; the ranges are cached under
 ``--work`` per set, profile and method, so a rerun only measures) and fully quantized (minus
 ``--keep-fp32`` groups; with ``--float-precision fp16`` what stays float is then converted to fp16, as
-``onnx --float-precision fp16`` does), then run by ONNX Runtime on the CPU over ``--limit`` evenly spaced images of
+``onnx --float-precision fp16`` does), then run on the CPU (by ONNX Runtime; by OpenVINO for the ``openvino`` profile) over ``--limit`` evenly spaced images of
 each set. Per set it prints what ``verify`` measures: fidelity PSNR against PyTorch fp32 (mean and worst
 image, dB) and the change of Y-PSNR against ground truth (int8 minus fp32; mean and worst image, dB),
 and the share of Conv MACs in int8. PyTorch references are computed once per run. One JSON line per
@@ -32,22 +32,23 @@ from _timing import machine
 from sapnet_export.data.images import discover_images, evenly_spaced
 from sapnet_export.export.int8.calibration import load_calibration
 from sapnet_export.export.int8.mixed_fp16 import float_parts_to_fp16
-from sapnet_export.export.int8.quantize import select_nodes
+from sapnet_export.export.int8.quantize import profile_runner, select_nodes
 from sapnet_export.export.int8.sensitivity import Int8Session
 from sapnet_export.export.onnx_export import DEFAULT_OPSET, to_onnx_proto
 from sapnet_export.measure.evaluation import evaluate, prepare_held_out
 from sapnet_export.model.checkpoints import load_weights
-from sapnet_export.runners.onnxruntime_runner import OnnxRuntimeRunner
 from sapnet_export.runners.torch_runner import TorchRunner
 
 
 def score(results) -> dict:  # noqa: ANN001 - list[ImageResult]
-    """verify's figures over one set: fidelity mean/worst, Y-PSNR change mean/worst (dB)."""
+    """verify's figures over one set: fidelity mean/worst, Y-PSNR change mean/worst (dB), and the
+    images of the worst fidelity and of the worst change."""
     fid = [r.fidelity.psnr_db for r in results]
     delta = [r.quality.y_psnr_db - r.reference_quality.y_psnr_db for r in results]
     worst = min(results, key=lambda r: r.fidelity.psnr_db).name
+    worst_change = results[delta.index(min(delta))].name
     return {"images": len(results), "fidelity_mean_db": statistics.fmean(fid),
-            "fidelity_worst_db": min(fid), "worst_image": worst,
+            "fidelity_worst_db": min(fid), "worst_image": worst, "worst_change_image": worst_change,
             "y_psnr_change_mean_db": statistics.fmean(delta), "y_psnr_change_worst_db": min(delta)}
 
 
@@ -123,7 +124,7 @@ def main() -> None:
                     if args.float_precision == "fp16":
                         path = work / f"fp16-parts-{'-'.join(groups) or 'none'}.onnx"
                         onnx.save(float_parts_to_fp16(quantized)[0], str(path))
-                    runner = OnnxRuntimeRunner(path, device="cpu")
+                    runner = profile_runner(profile, path)  # OpenVINO for the openvino profile
                     synthetic = calibration.manifest.get("synthetic_rain") or {}
                     row = {"calibration": str(calib_path), "frames": int(calibration.frames.shape[0]),
                            "synthetic_rain": synthetic.get("preset"), "profile": profile,

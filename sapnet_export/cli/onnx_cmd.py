@@ -41,7 +41,7 @@ def onnx_command(
         "the budget on held-out images (min over images): groups are kept in float until it is met "
         f"(default: full INT8, {DEFAULT_MIN_PSNR_DB['int8']:g} dB floor).")] = None,
     calib: opts.CalibOpt = None,
-    calib_method: opts.CalibMethodOpt = "percentile",
+    calib_method: opts.Int8CalibMethodOpt = "auto",
     qdq_profile: opts.QdqProfileOpt = "tensorrt",
     keep_fp32: opts.KeepFp32Opt = None,
     float_precision: opts.FloatPrecisionOpt = "fp32",
@@ -114,8 +114,9 @@ def _print_result(result, precision: str, opset: int, shared_pooling: bool) -> N
                       "weights clamped "
                       f"to +-1e-7 by the converter: {meta['fp16_clamped_weights']}")
     if precision == "int8":
-        console.print(f"int8 ({meta['qdq_profile']} profile, {meta['calib_method']}): int8 groups "
-                      f"{meta['int8_groups']}; kept in float: {meta['float_groups']}; "
+        console.print(f"int8 ({meta['qdq_profile']} profile, calibration {meta['calib_method']} "
+                      f"[{meta['calib_method_from']}]): int8 groups {meta['int8_groups']}; kept in float: "
+                      f"{meta['keep_fp32']} [{meta['keep_fp32_from']}], by the budget {meta['float_groups']}; "
                       f"int8 share of Conv MACs {100 * float(meta['int8_mac_share']):.1f}%; the rest in "
                       f"{meta['float_precision']}" + (f" ({meta['fp16_nodes']} nodes)" if meta['float_precision'] == "fp16" else ""))
     print_coverage(result.report)

@@ -163,6 +163,10 @@ CalibOpt = Annotated[Optional[Path], typer.Option("--calib", help=_CALIB_HELP)]
 CalibRequiredOpt = Annotated[Path, typer.Option("--calib", help=_CALIB_HELP)]
 CalibMethodOpt = Annotated[str, typer.Option(
     "--calib-method", help="percentile (99.999 %, default) | minmax | entropy.")]
+#: ``--calib-method`` of ``onnx`` and ``trt``, whose default chooses by measurement.
+Int8CalibMethodOpt = Annotated[str, typer.Option(
+    "--calib-method", help="auto (default: minmax for the tensorrt profile on a set with synthetic rain, "
+    "percentile otherwise; measured, docs/measurements.md) | percentile (99.999 %) | minmax | entropy.")]
 KeepFp32Opt = Annotated[Optional[list[str]], typer.Option(
     "--keep-fp32", help="Keep a group (conv0, conv_i, conv_f, conv_g, conv_o, lstm_cell, "
     "res_conv1..5, conv) or node-name glob out of quantization. Repeatable. Default: the QDQ profile's "

@@ -26,7 +26,7 @@ def trt_command(
     int8: Annotated[bool, typer.Option(
         "--int8", help="int8 QDQ graph, TensorRT profile; needs --calib.")] = False,
     calib: opts.CalibOpt = None,
-    calib_method: opts.CalibMethodOpt = "percentile",
+    calib_method: opts.Int8CalibMethodOpt = "auto",
     keep_fp32: opts.KeepFp32Opt = None,
     float_precision: opts.FloatPrecisionOpt = "fp32",
     images: Annotated[Optional[list[Path]], typer.Option(

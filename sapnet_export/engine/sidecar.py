@@ -82,7 +82,8 @@ def _calibration_provenance(meta: dict[str, str]) -> dict | None:
     manifest = Path(meta["calibration"]) / "manifest.json"
     return {"path": meta["calibration"], "frames_sha256": meta.get("calibration_frames_sha256"),
             "manifest_sha256": sha256_file(manifest) if manifest.is_file() else None,
-            "shape": meta.get("calibration_shape"), "method": meta.get("calib_method")}
+            "shape": meta.get("calibration_shape"), "method": meta.get("calib_method"),
+            "method_from": meta.get("calib_method_from")}
 
 
 def make_sidecar(*, builder: dict, target: dict, precision: str, meta: dict[str, str], profile: Profile,

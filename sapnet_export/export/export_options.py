@@ -116,7 +116,7 @@ def check_options(options: ExportOptions, items: Sequence[tuple[Path, Path]]) ->
                          "held-out images (--images) to measure fidelity; calibration frames are "
                          "never used for that")
     if int8 is not None:
-        check_int8_options(int8.profile, int8.method)
+        check_int8_options(int8.profile, int8.method, allow_auto=True)
         if int8.float_precision not in FLOAT_PRECISIONS:
             raise InputError(f"--float-precision {int8.float_precision}: choose one of "
                              f"{', '.join(FLOAT_PRECISIONS)}")

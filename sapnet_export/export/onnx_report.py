@@ -77,6 +77,9 @@ def conversion_report(result_meta: dict[str, str], probes: list[ImageResult], he
                                  "frames_sha256": options.calibration.sha256,
                                  "count": int(options.calibration.frames.shape[0]),
                                  "stale_sources": options.calibration.stale,
+                                 "synthetic_frames": options.calibration.synthetic_frames,
+                                 "method": result_meta.get("calib_method"),
+                                 "method_from": result_meta.get("calib_method_from"),
                                  # learned ranges replace the calibrated ones (sapnet-train qat)
                                  "ranges": "qat" if options.qat else "calibrated"}
         if options.qat is not None:

@@ -71,6 +71,11 @@ class CalibrationSet:
         return frozenset(source["sha256"] for source in self.manifest.get("sources", []))
 
     @property
+    def synthetic_frames(self) -> int:
+        """Frames with rain rendered by ``calib build --synthetic-rain`` (0 for a v1 manifest)."""
+        return int(self.manifest.get("synthetic_frames") or 0)
+
+    @property
     def sha256(self) -> str:
         """sha256 of ``frames.npz`` (as recorded in, and checked against, the manifest)."""
         return self.manifest["frames_sha256"]

@@ -14,7 +14,7 @@ from .mixed_fp16 import float_parts_to_fp16
 from .nncf_quantize import NNCF_METHOD
 from .qdq_rules import check_tensorrt_qdq
 from .qat_ranges import QAT_METHOD, QatRanges, graph_ranges
-from .quantize import DEFAULT_CALIB_METHOD, QDQ_PROFILES, select_nodes
+from .quantize import AUTO_CALIB_METHOD, QDQ_PROFILES, resolve_calib_method, select_nodes
 from .sensitivity import BudgetResult, Int8Session, Trial, meet_budget
 
 
@@ -25,7 +25,9 @@ class Int8Options:
     Attributes:
         calibration: the calibration set (:func:`~sapnet_export.export.int8.calibration.load_calibration`).
         profile: QDQ profile, ``tensorrt``, ``cpu`` or ``openvino`` (NNCF).
-        method: calibration method, ``minmax``, ``entropy`` or ``percentile`` (default).
+        method: calibration method, ``auto`` (default: chosen from the profile and the set,
+            :func:`~sapnet_export.export.int8.quantize.resolve_calib_method`), ``minmax``,
+            ``entropy`` or ``percentile``.
         keep_fp32: group names or node-name globs kept out of quantization; None: the profile's
             :attr:`~sapnet_export.export.int8.quantize.QdqProfile.default_keep_fp32`; ``()``: nothing.
         float_precision: ``fp32`` or ``fp16``: the precision of what is not quantized (the groups
@@ -38,7 +40,7 @@ class Int8Options:
 
     calibration: CalibrationSet
     profile: str = "tensorrt"
-    method: str = DEFAULT_CALIB_METHOD
+    method: str = AUTO_CALIB_METHOD
     keep_fp32: tuple[str, ...] | None = None
     float_precision: str = "fp32"
     qat: QatRanges | None = None
@@ -67,8 +69,10 @@ def convert_int8(proto: onnx.ModelProto, held_out: list[HeldOutImage], options: 
     """
     keep = select_nodes(proto, options.kept_float) if options.kept_float else []
     ranges = graph_ranges(proto, options.qat) if options.qat else None
+    method, method_from = resolve_calib_method(options.method, options.profile,
+                                               options.calibration.synthetic_frames)
     session = Int8Session(proto, options.calibration.frames, held_out, profile=options.profile,
-                          calib_method=options.method, keep_fp32=keep, on_trial=on_trial, ranges=ranges)
+                          calib_method=method, keep_fp32=keep, on_trial=on_trial, ranges=ranges)
     try:
         budget = meet_budget(session, min_psnr_db)
         quantized = onnx.load(str(budget.chosen.path))
@@ -89,7 +93,9 @@ def convert_int8(proto: onnx.ModelProto, held_out: list[HeldOutImage], options: 
     meta.update({
         "qdq_profile": options.profile, "qdq_profile_summary": QDQ_PROFILES[options.profile].summary,
         "calib_method": (NNCF_METHOD if options.profile == "openvino"
-                         else QAT_METHOD if options.qat else options.method),
+                         else QAT_METHOD if options.qat else method),
+        "calib_method_from": ("nncf" if options.profile == "openvino" else "qat" if options.qat
+                              else method_from),
         "calibration": str(calib.path),
         "calibration_frames_sha256": calib.sha256,
         "calibration_shape": "x".join(map(str, calib.frames.shape)),

@@ -47,8 +47,9 @@ from sapnet_export.errors import InputError
 from sapnet_export.model.onnx_meta import INPUT_NAME, POOL_WEIGHTS_NAME, whole_frame_pool_weights
 from .groups import GROUPS, conv_macs, int8_conv_nodes, node_groups, select_nodes
 
-__all__ = ["CALIB_METHODS", "DEFAULT_CALIB_METHOD", "GROUPS", "QDQ_PROFILES", "QdqProfile", "check_int8_options",
-           "conv_macs", "int8_conv_nodes", "node_groups", "profile_runner", "quantize_int8", "select_nodes"]
+__all__ = ["AUTO_CALIB_METHOD", "CALIB_METHODS", "DEFAULT_CALIB_METHOD", "GROUPS", "QDQ_PROFILES", "QdqProfile",
+           "check_int8_options", "conv_macs", "int8_conv_nodes", "node_groups", "profile_runner", "quantize_int8",
+           "resolve_calib_method", "select_nodes"]
 
 
 @dataclass(frozen=True)
@@ -110,9 +111,42 @@ QDQ_PROFILES = {
 #: entropy (KL divergence, TensorRT's classic calibrator) and percentile (99.999 %) clip outliers but
 #: hold every calibrated tensor of a frame in memory at once.
 CALIB_METHODS = ("minmax", "entropy", "percentile")
-#: The default: the method that measured best for SAPNet, in fidelity and in Y-PSNR against ground
-#: truth (the figures: docs/commands.md, ``onnx --calib-method``; docs/measurements.md).
+#: The method of the analysis commands (``sensitivity``, ``calib show --coverage``) and of a set
+#: without synthetic rain: the method that measured best for SAPNet on real-rain calibration frames,
+#: in fidelity and in Y-PSNR against ground truth (docs/commands.md, ``onnx --calib-method``).
 DEFAULT_CALIB_METHOD = "percentile"
+#: ``--calib-method auto`` (the default of ``onnx --precision int8`` and ``trt --int8``): chosen by
+#: :func:`resolve_calib_method` from the profile and the calibration set.
+AUTO_CALIB_METHOD = "auto"
+
+
+def resolve_calib_method(method: str, profile: str, synthetic_frames: int) -> tuple[str, str]:
+    """The calibration method ``auto`` stands for, with the reason (for reports); others are kept.
+
+    ``auto``: ``minmax`` for the ``tensorrt`` profile on a calibration set with synthetic rain in it
+    (``synthetic_frames`` > 0, ``calib build --synthetic-rain``), ``percentile`` otherwise. Measured on
+    the published checkpoint, all 100 Rain100L images and the 20-frame heavy-rain set heavy20,
+    ``conv0`` and ``conv`` float (docs/measurements.md, "The default recipe"): ``tensorrt`` on the
+    24-frame mixed synthetic-rain set, Y-PSNR change mean / worst light image -0.280 / -0.772 dB with
+    minmax, -0.406 / -1.041 with percentile; on the 20 real-rain frames alone -0.483 / -1.219 with
+    minmax, -0.306 / -0.708 with percentile. The ``cpu`` profile lost more with minmax on the mixed set
+    (-0.521 / -2.146 dB), so it keeps percentile.
+
+    Args:
+        method: ``auto`` or one of :data:`CALIB_METHODS`.
+        profile: a key of :data:`QDQ_PROFILES`.
+        synthetic_frames: frames of the calibration set with rendered rain (its manifest's
+            ``synthetic_frames``).
+
+    Returns:
+        (method, why): why is ``--calib-method`` for a method the user gave.
+    """
+    if method != AUTO_CALIB_METHOD:
+        return method, "--calib-method"
+    if profile == "tensorrt" and synthetic_frames > 0:
+        return "minmax", f"auto: tensorrt profile, {synthetic_frames} synthetic-rain calibration frames"
+    reason = "no synthetic-rain calibration frames" if profile == "tensorrt" else f"{profile} profile"
+    return DEFAULT_CALIB_METHOD, f"auto: {reason}"
 class _FramesReader:
     """``CalibrationDataReader`` protocol: yields ``{"rainy": float32 [1, 3, H, W]}`` one frame at a time,
     within the range last given to :meth:`set_range` (ONNX Runtime's strided calibration). For a
@@ -153,9 +187,10 @@ def _quiet_ort_quantizer() -> Iterator[None]:
         root.setLevel(level)
 
 
-def check_int8_options(profile: str, calib_method: str) -> None:
+def check_int8_options(profile: str, calib_method: str, allow_auto: bool = False) -> None:
     """Raise InputError unless ``profile`` is in :data:`QDQ_PROFILES` and ``calib_method`` in
-    :data:`CALIB_METHODS` (checked before any slow work starts)."""
+    :data:`CALIB_METHODS` (or ``auto`` with ``allow_auto``, where :func:`resolve_calib_method` runs
+    later), checked before any slow work starts."""
     if profile not in QDQ_PROFILES:
         raise InputError(f"--qdq-profile {profile}: choose one of {', '.join(QDQ_PROFILES)}")
     if profile == "openvino":
@@ -163,8 +198,9 @@ def check_int8_options(profile: str, calib_method: str) -> None:
 
         nncf_version()
         return  # NNCF chooses its own range estimators; --calib-method does not apply
-    if calib_method not in CALIB_METHODS:
-        raise InputError(f"--calib-method {calib_method}: choose one of {', '.join(CALIB_METHODS)}")
+    allowed = (AUTO_CALIB_METHOD, *CALIB_METHODS) if allow_auto else CALIB_METHODS
+    if calib_method not in allowed:
+        raise InputError(f"--calib-method {calib_method}: choose one of {', '.join(allowed)}")
 
 
 def quantize_int8(fp32_path: str | os.PathLike, output: str | os.PathLike, *, profile: str,
