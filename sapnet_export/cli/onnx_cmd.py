@@ -115,8 +115,8 @@ def _print_result(result, precision: str, opset: int, shared_pooling: bool) -> N
                       f"to +-1e-7 by the converter: {meta['fp16_clamped_weights']}")
     if precision == "int8":
         console.print(f"int8 ({meta['qdq_profile']} profile, calibration {meta['calib_method']} "
-                      f"[{meta['calib_method_from']}]): int8 groups {meta['int8_groups']}; kept in float: "
-                      f"{meta['keep_fp32']} [{meta['keep_fp32_from']}], by the budget {meta['float_groups']}; "
+                      f"<{meta['calib_method_from']}>): int8 groups {meta['int8_groups']}; float groups "
+                      f"{meta['float_groups']} (--keep-fp32 {meta['keep_fp32']} <{meta['keep_fp32_from']}>); "
                       f"int8 share of Conv MACs {100 * float(meta['int8_mac_share']):.1f}%; the rest in "
                       f"{meta['float_precision']}" + (f" ({meta['fp16_nodes']} nodes)" if meta['float_precision'] == "fp16" else ""))
     print_coverage(result.report)

@@ -51,7 +51,7 @@ def test_onnx_command_int8(tiny_checkpoint, tiny_calibration, tmp_path):
                           "int8", "--calib", tiny_calibration, "--images", held, "--qdq-profile", "cpu",
                           "--min-psnr", "5", "--stages", "1")
     assert code == 0, output
-    assert "int8 (cpu profile, percentile)" in output and "held-out images vs PyTorch fp32 (1)" in output
+    assert "int8 (cpu profile, calibration percentile <auto: cpu profile>)" in output and "held-out images vs PyTorch fp32 (1)" in output
     assert (tmp_path / "q.onnx.json").is_file()
     assert metadata(load_onnx(tmp_path / "q.onnx"))["qdq_profile"] == "cpu"
     assert "calibration coverage on 1 held-out images" in output

@@ -6,6 +6,7 @@ import pytest
 
 from conftest import need_shared, write_rgb
 from sapnet_export.errors import CheckFailed, InputError
+from sapnet_export.export.int8.groups import attention_nodes
 from sapnet_export.export.onnx_export import MIN_OPSET, export_onnx, to_onnx_proto
 from sapnet_export.model.onnx_meta import graph_precision, load_onnx, metadata
 from sapnet_export.runners.onnxruntime_runner import OnnxRuntimeRunner
@@ -129,21 +130,27 @@ def _int8_options(calibration_dir, **kwargs):
     return Int8Options(calibration=load_calibration(calibration_dir), **kwargs)
 
 
-@pytest.mark.parametrize("keep, kept, source, full", [(None, "conv0,conv", "profile default", False),
-                                                      ((), "none", "--keep-fp32", True)])
-def test_int8_profile_default_float_groups(tiny_checkpoint, tiny_calibration, tmp_path, keep, kept, source, full):
-    """The tensorrt profile keeps conv0 and the output conv float unless --keep-fp32 says otherwise
-    (``none``: the empty tuple); the metadata says which groups and where that came from."""
+@pytest.mark.parametrize("profile, keep, kept, source, full", [
+    ("tensorrt", None, "conv0,conv", "profile default", False), ("cpu", None, "conv0,conv", "profile default", False),
+    ("tensorrt", (), "none", "--keep-fp32", True)])
+def test_int8_profile_default_float_groups(tiny_checkpoint, tiny_calibration, tmp_path, profile, keep, kept,
+                                           source, full):
+    """The tensorrt and cpu profiles keep conv0 and the output conv float unless --keep-fp32 says
+    otherwise (``none``: the empty tuple); the metadata says which groups and where that came from."""
     model, info = load_weights(tiny_checkpoint)
     result = export_onnx(model, info, tmp_path / "q.onnx", precision="int8", require_held_out=False,
-                         int8=_int8_options(tiny_calibration, keep_fp32=keep))
+                         int8=_int8_options(tiny_calibration, profile=profile, keep_fp32=keep))
     meta = metadata(load_onnx(result.path))
     assert (meta["keep_fp32"], meta["keep_fp32_from"]) == (kept, source)
+    assert meta["float_groups"] == ("none" if full else "conv0,conv")
+    assert ("conv0" in meta["int8_groups"].split(",")) == full
     share = float(meta["int8_mac_share"])
     assert share == pytest.approx(1.0) if full else 0.9 < share < 0.99  # conv0 + conv: 1.5 % of MACs
     graph = load_onnx(result.path).graph
     dequantized = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear"}
-    float_convs = {n.name.split("/")[2] for n in graph.node if n.op_type == "Conv" and n.input[1] not in dequantized}
+    attention = set(attention_nodes(load_onnx(result.path)))  # float in the cpu profile, always
+    float_convs = {n.name.split("/")[2] for n in graph.node
+                   if n.op_type == "Conv" and n.input[1] not in dequantized and n.name not in attention}
     assert float_convs == (set() if full else {"conv0", "conv"}), float_convs
 
 

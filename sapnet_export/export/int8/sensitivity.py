@@ -38,7 +38,8 @@ class Trial:
     """One quantized variant measured on the held-out images.
 
     Attributes:
-        float_groups: quantizable groups kept in float (``--keep-fp32`` nodes are float in every trial).
+        float_groups: groups in float: those ``--keep-fp32`` (or the profile's default) keeps whole,
+            which are float in every trial, and the quantizable groups this trial leaves float.
         int8_groups: groups quantized (for a sensitivity trial: the one group).
         int8_mac_share: share (0..1) of the network's Conv MACs running in int8.
         results: per-image fidelity (and quality) against the fp32 reference.
@@ -116,8 +117,13 @@ class Int8Session:
         height, width = (self.held_out[0].image.shape[2:] if self.held_out else (64, 64))
         self.macs = conv_macs(self.fp32, int(height), int(width))
         quantizable = set(QDQ_PROFILES[self.profile].op_types)
-        self.quantizable_groups = tuple(g for g in GROUPS if any(
-            self.groups[n.name] == g and n.op_type in quantizable for n in self.fp32.graph.node))
+        keep = set(self.keep_fp32)
+        candidates = {g: [n.name for n in self.fp32.graph.node if self.groups[n.name] == g and n.op_type in quantizable]
+                      for g in GROUPS}
+        #: groups with a quantizable node that ``keep_fp32`` leaves to quantize; the others are float in
+        #: every trial (:attr:`kept_groups`)
+        self.quantizable_groups = tuple(g for g, names in candidates.items() if set(names) - keep)
+        self.kept_groups = tuple(g for g, names in candidates.items() if names and not set(names) - keep)
 
     def close(self) -> None:
         """Remove the temporary work folder (if the session made it)."""
@@ -177,7 +183,8 @@ class Int8Session:
         """Quantize ``int8_groups`` and measure the variant on the held-out images."""
         path, _, share = self.quantize(int8_groups)
         results = evaluate(profile_runner(self.profile, path), self.held_out)
-        result = Trial(float_groups=tuple(g for g in self.quantizable_groups if g not in int8_groups),
+        floats = {*self.kept_groups, *(g for g in self.quantizable_groups if g not in int8_groups)}
+        result = Trial(float_groups=tuple(g for g in GROUPS if g in floats),
                        int8_groups=tuple(int8_groups), int8_mac_share=share, results=results,
                        path=path)
         if self.on_trial:

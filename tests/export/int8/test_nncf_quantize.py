@@ -54,7 +54,7 @@ def test_onnx_command_openvino_profile(tiny_checkpoint, tiny_calibration, tmp_pa
                           "int8", "--calib", tiny_calibration, "--images", held, "--qdq-profile", "openvino",
                           "--min-psnr", "5")
     assert code == 0, output
-    assert "fidelity: OpenVINO (CPU) int8" in output and f"int8 (openvino profile, {NNCF_METHOD})" in output
+    assert "fidelity: OpenVINO (CPU) int8" in output and f"int8 (openvino profile, calibration {NNCF_METHOD} <nncf>)" in output
     meta = metadata(load_onnx(tmp_path / "q.onnx"))
     assert (meta["qdq_profile"], meta["precision"]) == ("openvino", "int8")
     report = json.loads((tmp_path / "q.onnx.json").read_text())
