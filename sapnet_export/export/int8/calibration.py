@@ -11,11 +11,10 @@ without replacement by ``numpy.random.default_rng(seed)`` and kept in source ord
 more frames than candidates may be asked for: the candidates are then reused, each time with a new
 random crop. The same sources, size, count, seed and fit give the same frames, bit for bit.
 
-Synthetic rain: frames drawn from ``clean`` sources get rain rendered on them after the crop
-(:func:`sapnet_export.data.synthetic_rain.make_rainy`, one generator seeded ``(seed, frame index)``
-per frame) at a named density (``light``, ``moderate``, ``heavy``) or ``mixed`` (light and heavy in
-turn), so a set can cover rain the camera has not recorded yet. The manifest records the preset's
-ranges and each frame's sampled parameters.
+Synthetic rain: frames drawn from ``clean`` sources get rain after the crop (``make_rainy`` of
+:mod:`sapnet_export.data.synthetic_rain`, seeded ``(seed, frame index)``) at a density (``light``,
+``moderate``, ``heavy``, or ``mixed``: light and heavy in turn), to cover rain the camera has not
+recorded; the manifest records the preset's ranges and each frame's parameters.
 """
 
 from __future__ import annotations
@@ -40,8 +39,7 @@ MANIFEST_FORMAT = "sapnet-export/calibration-v2"
 READABLE_FORMATS = ("sapnet-export/calibration-v1", MANIFEST_FORMAT)
 #: ``--synthetic-rain`` choices: the renderer's presets and their mix.
 SYNTHETIC_RAIN = (*PRESETS, "mixed")
-MANIFEST_NAME = "manifest.json"
-FRAMES_NAME = "frames.npz"
+MANIFEST_NAME, FRAMES_NAME = "manifest.json", "frames.npz"
 #: Fewer frames than this gets a warning (TensorRT's and ModelOpt's guidance: a few hundred for
 #: classification; the ranges of this small network settle with far fewer, see calibration/README.md).
 MIN_RECOMMENDED_FRAMES = 32
@@ -71,8 +69,7 @@ class CalibrationSet:
         return frozenset(source["sha256"] for source in self.manifest.get("sources", []))
 
     @property
-    def synthetic_frames(self) -> int:
-        """Frames with rain rendered by ``calib build --synthetic-rain`` (0 for a v1 manifest)."""
+    def synthetic_frames(self) -> int:  # frames with rain rendered by calib build --synthetic-rain
         return int(self.manifest.get("synthetic_frames") or 0)
 
     @property
