@@ -38,7 +38,7 @@ def verify_command(
     time it. Exit 0: every gate passed; 1: a gate failed or a target failed; 2: usage or input error."""
     from sapnet_export.errors import CheckFailed
     from sapnet_export.runners.torch_runner import TorchRunner
-    from sapnet_export.verify.targets import check_stages, open_target
+    from sapnet_export.verify.targets import check_stages, check_weights, open_target
     from sapnet_export.model.checkpoints import load_weights
 
     shared.check_outputs(checks.json_path, checks.report)
@@ -50,6 +50,7 @@ def verify_command(
                           precision=precision, force_bf16=force_bf16,
                           allow_foreign_model=allow_foreign_model) for spec in targets]
     check_stages(reference, opened)
+    check_weights(info.sha256, info.name, opened)
     for target in opened:
         if target.foreign_model:
             err_console.print(f"[yellow]warning:[/] {target.name}: {target.foreign_model}")

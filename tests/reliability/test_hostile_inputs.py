@@ -334,6 +334,17 @@ def test_verify_stage_mismatch_names_both(kit):
     assert_clean_error(code, output, 2, "one_stage.onnx", "runs 1 stages", "reference runs 2", "--stages 1")
 
 
+def test_verify_other_weights_names_both(kit, tmp_path):
+    """An ONNX compared with a reference of other weights: refused before any inference (exit 2)."""
+    torch.manual_seed(1)
+    other = save_checkpoint(SAPNet(stages=2).eval(), tmp_path / "other.pth")
+    code, output = invoke_cli("verify", kit["fp32.onnx"], "--data", kit["root"] / "images", "--weights", other,
+                              "--json", tmp_path / "v.json")
+    assert_clean_error(code, output, 2, "fp32.onnx", "exported from", "tiny.pth", "other.pth",
+                       "--weights")
+    assert not (tmp_path / "v.json").exists()
+
+
 @pytest.mark.parametrize("name, needle", [("empty.onnx", "empty file (0 bytes)"),
                                           ("garbage.onnx", "not")])
 def test_inspect_empty_or_unparsable_is_an_error(kit, name, needle):
