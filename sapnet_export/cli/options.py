@@ -170,7 +170,8 @@ Int8CalibMethodOpt = Annotated[str, typer.Option(
 KeepFp32Opt = Annotated[Optional[list[str]], typer.Option(
     "--keep-fp32", help="Keep a group (conv0, conv_i, conv_f, conv_g, conv_o, lstm_cell, "
     "res_conv1..5, conv) or node-name glob out of quantization. Repeatable. Default: the QDQ profile's "
-    "(tensorrt, cpu: conv0 and conv, 1.5 % of the MACs; openvino: none); 'none' quantizes every group.")]
+    "(tensorrt: conv0 and conv, 1.5 % of the MACs; cpu: those and lstm_cell; openvino: none); 'none' "
+    "quantizes every group.")]
 FloatPrecisionOpt = Annotated[str, typer.Option(
     "--float-precision", help="Precision of what int8 leaves in float (groups kept in float, the "
     "element-wise ops): fp32 (default) | fp16 (tensorrt profile: TensorRT runs int8 and fp16 in one "

@@ -130,19 +130,21 @@ def _int8_options(calibration_dir, **kwargs):
     return Int8Options(calibration=load_calibration(calibration_dir), **kwargs)
 
 
-@pytest.mark.parametrize("profile, keep, kept, source, full", [
-    ("tensorrt", None, "conv0,conv", "profile default", False), ("cpu", None, "conv0,conv", "profile default", False),
-    ("tensorrt", (), "none", "--keep-fp32", True)])
+@pytest.mark.parametrize("profile, keep, kept, floats, source, full", [
+    ("tensorrt", None, "conv0,conv", "conv0,conv", "profile default", False),
+    ("cpu", None, "conv0,conv,lstm_cell", "conv0,lstm_cell,conv", "profile default", False),
+    ("tensorrt", (), "none", "none", "--keep-fp32", True)])
 def test_int8_profile_default_float_groups(tiny_checkpoint, tiny_calibration, tmp_path, profile, keep, kept,
-                                           source, full):
-    """The tensorrt and cpu profiles keep conv0 and the output conv float unless --keep-fp32 says
-    otherwise (``none``: the empty tuple); the metadata says which groups and where that came from."""
+                                           floats, source, full):
+    """The tensorrt and cpu profiles keep conv0 and the output conv float (cpu: and the LSTM cell)
+    unless --keep-fp32 says otherwise (``none``: the empty tuple); the metadata says which groups and
+    where that came from."""
     model, info = load_weights(tiny_checkpoint)
     result = export_onnx(model, info, tmp_path / "q.onnx", precision="int8", require_held_out=False,
                          int8=_int8_options(tiny_calibration, profile=profile, keep_fp32=keep))
     meta = metadata(load_onnx(result.path))
     assert (meta["keep_fp32"], meta["keep_fp32_from"]) == (kept, source)
-    assert meta["float_groups"] == ("none" if full else "conv0,conv")
+    assert meta["float_groups"] == floats
     assert ("conv0" in meta["int8_groups"].split(",")) == full
     share = float(meta["int8_mac_share"])
     assert share == pytest.approx(1.0) if full else 0.9 < share < 0.99  # conv0 + conv: 1.5 % of MACs

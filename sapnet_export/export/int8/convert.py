@@ -47,8 +47,16 @@ class Int8Options:
 
     @property
     def kept_float(self) -> tuple[str, ...]:
-        """The groups and globs kept in float: ``keep_fp32``, or the profile's default when it is None."""
-        return QDQ_PROFILES[self.profile].default_keep_fp32 if self.keep_fp32 is None else self.keep_fp32
+        """The groups and globs kept in float: ``keep_fp32``; when it is None, the profile's default,
+        or nothing with ``qat`` (the graph quantization-aware training emulated, every group int8)."""
+        if self.keep_fp32 is not None:
+            return self.keep_fp32
+        return () if self.qat is not None else QDQ_PROFILES[self.profile].default_keep_fp32
+
+    @property
+    def kept_float_from(self) -> str:
+        """Why :attr:`kept_float` holds what it holds (for the metadata's ``keep_fp32_from``)."""
+        return "--keep-fp32" if self.keep_fp32 is not None else "qat" if self.qat is not None else "profile default"
 
 
 def convert_int8(proto: onnx.ModelProto, held_out: list[HeldOutImage], options: Int8Options,
@@ -102,7 +110,7 @@ def convert_int8(proto: onnx.ModelProto, held_out: list[HeldOutImage], options: 
         "int8_groups": ",".join(budget.chosen.int8_groups) or "none",
         "float_groups": ",".join(budget.chosen.float_groups) or "none",
         "keep_fp32": ",".join(options.kept_float) or "none",
-        "keep_fp32_from": "profile default" if options.keep_fp32 is None else "--keep-fp32",
+        "keep_fp32_from": options.kept_float_from,
         "int8_mac_share": f"{budget.chosen.int8_mac_share:.4f}",
         "float_precision": options.float_precision,
         "fp16_nodes": str(len(fp16_nodes)),

@@ -42,9 +42,9 @@ def test_default_int8_recipe_holds_on_heavy_rain(official_checkpoint, tmp_path):
                          gt_dir=tmp_path / "gt",
                          int8=Int8Options(calibration=calibration))
     fidelity = [r.fidelity.psnr_db for r in result.held_out]
-    assert np.mean(fidelity) >= 40.0 and min(fidelity) >= 33.0, fidelity  # measured 41.4-41.5 dB
+    assert np.mean(fidelity) >= 40.0 and min(fidelity) >= 33.0, fidelity  # issue 17's targets
     summary = result.report["held_out"]["summary"]
-    assert summary["quality"]["psnr_y"] - summary["reference_quality"]["psnr_y"] >= -1.0  # measured +0.05 dB
+    assert summary["quality"]["psnr_y"] - summary["reference_quality"]["psnr_y"] >= -1.0
     assert float(result.metadata["int8_mac_share"]) >= 0.9
     assert (result.metadata["calib_method"], result.metadata["keep_fp32"]) == ("minmax", "conv0,conv")
     assert result.report["held_out"]["source"] == "--images"
