@@ -11,8 +11,8 @@ Usage:
 For every recipe, the graph is calibrated once (ONNX Runtime on the CPU; the ranges are cached under
 ``--work`` per set, profile and method, so a rerun only measures) and fully quantized (minus
 ``--keep-fp32`` groups; with ``--float-precision fp16`` what stays float is then converted to fp16, as
-``onnx --float-precision fp16`` does), then run on the CPU (by ONNX Runtime; by OpenVINO for the ``openvino`` profile) over ``--limit`` evenly spaced images of
-each set. Per set it prints what ``verify`` measures: fidelity PSNR against PyTorch fp32 (mean and worst
+``onnx --float-precision fp16`` does), then run on the CPU (by ONNX Runtime; by OpenVINO for the
+``openvino`` profile) over ``--limit`` evenly spaced images of each set. Per set it prints what ``verify`` measures: fidelity PSNR against PyTorch fp32 (mean and worst
 image, dB) and the change of Y-PSNR against ground truth (int8 minus fp32; mean and worst image, dB),
 and the share of Conv MACs in int8. PyTorch references are computed once per run. One JSON line per
 recipe goes to ``--json``. Speed is not measured.
@@ -128,7 +128,8 @@ def main() -> None:
                     synthetic = calibration.manifest.get("synthetic_rain") or {}
                     row = {"calibration": str(calib_path), "frames": int(calibration.frames.shape[0]),
                            "synthetic_rain": synthetic.get("preset"), "profile": profile,
-                           "method": method, "keep_float": groups, "float_precision": args.float_precision, "int8_mac_share": share,
+                           "method": method, "keep_float": groups, "float_precision": args.float_precision,
+                           "int8_mac_share": share,
                            "weights": info.name,
                            "sets": {name: score(evaluate(runner, items)) for name, items in held.items()},
                            "seconds": time.perf_counter() - start}

@@ -37,9 +37,13 @@ class OnnxFileRunner(Runner):
     default_device = "cpu"
     #: Stages the file was exported with (its ``stages`` metadata; None when it does not say).
     stages: int | None = None
+    #: The checkpoint the file was exported from and the sha256 of its weights (metadata
+    #: ``checkpoint`` and ``checkpoint_sha256``, docs/formats.md; None when it does not say).
+    checkpoint: str | None = None
+    checkpoint_sha256: str | None = None
 
     def _open(self, path: str | os.PathLike) -> tuple[Path, onnx.ModelProto]:
-        """Load and check the file; set :attr:`shared_pooling` and :attr:`stages`.
+        """Load and check the file; set :attr:`shared_pooling`, :attr:`stages` and the checkpoint it names.
 
         The model-identity check (toolkit metadata matching the graph) is not made here, since the
         toolkit runs its own intermediate graphs (int8 trials) too; :meth:`from_options`, the path of
@@ -51,7 +55,9 @@ class OnnxFileRunner(Runner):
         path = Path(path)
         proto = load_onnx(path)
         self.shared_pooling = check_io(proto, path)
-        self.stages = int(metadata(proto).get("stages", 0)) or None
+        meta = metadata(proto)
+        self.stages = int(meta.get("stages", 0)) or None
+        self.checkpoint, self.checkpoint_sha256 = meta.get("checkpoint"), meta.get("checkpoint_sha256")
         return path, proto
 
     @classmethod

@@ -124,24 +124,20 @@ def check_stages(reference: Runner, targets: list[Target]) -> None:
 
 def check_weights(weights_sha256: str, weights_name: str, targets: list[Target]) -> None:
     """Refuse ONNX targets exported from other weights than the reference's: their ONNX metadata
-    records the checkpoint's sha256 (``checkpoint_sha256``, docs/formats.md), and a fidelity against
+    records the checkpoint's sha256 (``checkpoint_sha256``, docs/formats.md; the Runner read it when it
+    opened the file, :class:`~sapnet_export.runners.onnx_file.OnnxFileRunner`), and a fidelity against
     another network's output measures nothing. Files without that record (not the toolkit's) pass.
 
     Raises:
         InputError: the first mismatch, naming both checkpoints and the ``--weights`` that matches.
     """
-    from sapnet_export.model.onnx_meta import load_onnx, metadata
-
     for target in targets:
-        if target.file is None or target.file.suffix.lower() not in ONNX_SUFFIXES:
-            continue
-        meta = metadata(load_onnx(target.file))
-        recorded = meta.get("checkpoint_sha256")
+        recorded = getattr(target.runner, "checkpoint_sha256", None)
         if recorded and recorded != weights_sha256:
-            raise InputError(f"{target.file}: exported from {meta.get('checkpoint', 'a checkpoint')} (weights "
-                             f"sha256 {recorded[:12]}), the reference runs {weights_name} (sha256 "
-                             f"{weights_sha256[:12]}); compare like with like: pass --weights "
-                             f"{meta.get('checkpoint', 'the checkpoint it was exported from')}")
+            source = target.runner.checkpoint or "the checkpoint it was exported from"
+            raise InputError(f"{target.file or target.name}: exported from {source} (weights sha256 "
+                             f"{recorded[:12]}), the reference runs {weights_name} (sha256 "
+                             f"{weights_sha256[:12]}); compare like with like: pass --weights {source}")
 
 
 def _quality_row(prefix: str, score) -> dict:  # noqa: ANN001 - Quality | None

@@ -46,17 +46,15 @@ class Int8Options:
     qat: QatRanges | None = None
 
     @property
-    def kept_float(self) -> tuple[str, ...]:
-        """The groups and globs kept in float: ``keep_fp32``; when it is None, the profile's default,
-        or nothing with ``qat`` (the graph quantization-aware training emulated, every group int8)."""
+    def kept_float(self) -> tuple[tuple[str, ...], str]:
+        """(the groups and globs kept in float, why): ``keep_fp32`` (``--keep-fp32``); when it is None,
+        nothing with ``qat`` (the graph quantization-aware training emulated, every group int8), else
+        the profile's default (``profile default``)."""
         if self.keep_fp32 is not None:
-            return self.keep_fp32
-        return () if self.qat is not None else QDQ_PROFILES[self.profile].default_keep_fp32
-
-    @property
-    def kept_float_from(self) -> str:
-        """Why :attr:`kept_float` holds what it holds (for the metadata's ``keep_fp32_from``)."""
-        return "--keep-fp32" if self.keep_fp32 is not None else "qat" if self.qat is not None else "profile default"
+            return self.keep_fp32, "--keep-fp32"
+        if self.qat is not None:
+            return (), "qat"
+        return QDQ_PROFILES[self.profile].default_keep_fp32, "profile default"
 
 
 def convert_int8(proto: onnx.ModelProto, held_out: list[HeldOutImage], options: Int8Options,
@@ -75,7 +73,8 @@ def convert_int8(proto: onnx.ModelProto, held_out: list[HeldOutImage], options: 
     Raises:
         CheckFailed: the int8 graph breaks TensorRT's QDQ rules.
     """
-    keep = select_nodes(proto, options.kept_float) if options.kept_float else []
+    kept, kept_from = options.kept_float
+    keep = select_nodes(proto, kept) if kept else []
     ranges = graph_ranges(proto, options.qat) if options.qat else None
     method, method_from = resolve_calib_method(options.method, options.profile,
                                                options.calibration.synthetic_frames)
@@ -109,8 +108,8 @@ def convert_int8(proto: onnx.ModelProto, held_out: list[HeldOutImage], options: 
         "calibration_shape": "x".join(map(str, calib.frames.shape)),
         "int8_groups": ",".join(budget.chosen.int8_groups) or "none",
         "float_groups": ",".join(budget.chosen.float_groups) or "none",
-        "keep_fp32": ",".join(options.kept_float) or "none",
-        "keep_fp32_from": options.kept_float_from,
+        "keep_fp32": ",".join(kept) or "none",
+        "keep_fp32_from": kept_from,
         "int8_mac_share": f"{budget.chosen.int8_mac_share:.4f}",
         "float_precision": options.float_precision,
         "fp16_nodes": str(len(fp16_nodes)),

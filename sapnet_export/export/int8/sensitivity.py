@@ -118,8 +118,8 @@ class Int8Session:
         self.macs = conv_macs(self.fp32, int(height), int(width))
         quantizable = set(QDQ_PROFILES[self.profile].op_types)
         keep = set(self.keep_fp32)
-        candidates = {g: [n.name for n in self.fp32.graph.node if self.groups[n.name] == g and n.op_type in quantizable]
-                      for g in GROUPS}
+        candidates = {g: [n.name for n in self.fp32.graph.node
+                          if self.groups[n.name] == g and n.op_type in quantizable] for g in GROUPS}
         #: groups with a quantizable node that ``keep_fp32`` leaves to quantize; the others are float in
         #: every trial (:attr:`kept_groups`)
         self.quantizable_groups = tuple(g for g, names in candidates.items() if set(names) - keep)
