@@ -3,13 +3,12 @@
 A set is a folder ``calibration/NAME`` with
 
 - ``frames.npz``: one array ``frames``, float32 [N, 3, H, W], RGB in [0, 1] (the network's input);
-- ``manifest.json``: the sources with their sha256, count, shape, preprocessing, seed, toolkit version,
-  the chosen frames (source, frame number, crop box) and the sha256 of ``frames.npz``.
+- ``manifest.json``: sources with sha256, count, shape, preprocessing, seed, toolkit version, chosen frames
+  (source, frame number, crop box), the sha256 of ``frames.npz`` (docs/formats.md).
 
-Sampling: every image is one candidate frame, every video frame is one; ``count`` candidates are drawn
-without replacement by ``numpy.random.default_rng(seed)`` and kept in source order. With ``fit="crop"``
-more frames than candidates may be asked for: the candidates are then reused, each time with a new
-random crop. The same sources, size, count, seed and fit give the same frames, bit for bit.
+Sampling: each image and each video frame is a candidate; ``count`` are drawn without replacement by
+``numpy.random.default_rng(seed)``, kept in source order. ``fit="crop"`` may ask for more frames than
+candidates, which are then reused with new random crops. Same sources, size, count, seed, fit: same frames.
 
 Synthetic rain: frames drawn from ``clean`` sources get rain after the crop (``make_rainy`` of
 :mod:`sapnet_export.data.synthetic_rain`, seeded ``(seed, frame index)``) at a density (``light``,
@@ -69,7 +68,8 @@ class CalibrationSet:
         return frozenset(source["sha256"] for source in self.manifest.get("sources", []))
 
     @property
-    def synthetic_frames(self) -> int:  # frames with rain rendered by calib build --synthetic-rain
+    def synthetic_frames(self) -> int:
+        """Frames (0..N) with rain rendered by ``calib build --synthetic-rain``; 0 for a v1 manifest."""
         return int(self.manifest.get("synthetic_frames") or 0)
 
     @property
