@@ -1,5 +1,6 @@
 """Every CPU path side by side in one interleaved run: PyTorch eager, ONNX Runtime fp32/int8, OpenVINO
-fp32/bf16/int8 (the `cpu` QDQ graph and NNCF's), at several frame sizes and thread counts.
+fp32/bf16/int8 (the `cpu` QDQ graph, NNCF's, and any other int8 graph), at several frame sizes and thread
+counts.
 
 Usage (make the three ONNX files first with the toolkit's own commands):
     sapnet-export calib build ../shared/data/real-rain -o CAL --size 320x480 --count 20
@@ -7,8 +8,8 @@ Usage (make the three ONNX files first with the toolkit's own commands):
     sapnet-export onnx --weights W -o int8-cpu.onnx --precision int8 --qdq-profile cpu --calib CAL --images IMG
     sapnet-export onnx --weights W -o int8-nncf.onnx --precision int8 --qdq-profile openvino --calib CAL --images IMG
     nice -n 10 python benchmarks/cpu_backends.py --weights W --data ../shared/data/rain100l/input \
-        --gt ../shared/data/rain100l/target --fp32 fp32.onnx --int8-cpu int8-cpu.onnx --int8-nncf int8-nncf.onnx \
-        [--images 2] [--sizes 320x480,720x1280] [--threads 1,all] [--repeats 2] [--json OUT] [--markdown OUT]
+        --gt ../shared/data/rain100l/target --fp32 fp32.onnx --int8-cpu int8-cpu.onnx [--int8-nncf int8-nncf.onnx] \
+        [--int8 tensorrt=int8-trt.onnx ...] [--bf16-rest] [--images 2] [--sizes 320x480,720x1280] [--threads 1,all] [--repeats 2] [--json OUT] [--markdown OUT]
 
 Frames: the first ``--images`` Rain100L inputs evenly spaced among those of 320x480, resized (bicubic) to
 each ``--sizes``; quality (Y-PSNR against the ground truth) at the native 320x480 only. Every path runs
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import gc
 import json
 import os
 import subprocess
@@ -48,26 +50,49 @@ from sapnet_export.runners.openvino_runner import OpenVinoRunner
 from sapnet_export.runners.torch_runner import TorchRunner
 
 REFERENCE = "onnxruntime fp32"
-#: path -> the GEMM peak (:func:`_peaks.gemm_peaks` key) that bounds it.
+#: path -> the GEMM peak (:func:`_peaks.gemm_peaks` key) that bounds it; an OpenVINO int8 path (``openvino
+#: int8 (LABEL)``, with or without ``+ bf16``) is bounded by the int8 peak.
 BOUND = {"torch fp32": "torch fp32", "onnxruntime fp32": "onnxruntime fp32", "onnxruntime int8 (cpu)": "onnxruntime int8",
-         "openvino fp32": "openvino fp32", "openvino bf16": "openvino bf16",
-         "openvino int8 (cpu graph)": "openvino int8", "openvino int8 (nncf)": "openvino int8",
-         "openvino int8 (nncf) + bf16": "openvino int8"}
+         "openvino fp32": "openvino fp32", "openvino bf16": "openvino bf16"}
+
+
+def bound(path: str) -> str:
+    """The GEMM peak that bounds ``path``."""
+    return BOUND.get(path, "openvino int8")
+
+
+def int8_graphs(args) -> dict[str, str]:  # noqa: ANN001
+    """``{label: path}`` of the int8 graphs OpenVINO runs: ``cpu graph`` (``--int8-cpu``), ``nncf``
+    (``--int8-nncf``) and every ``--int8 LABEL=PATH``."""
+    graphs = {"cpu graph": args.int8_cpu}
+    if args.int8_nncf:
+        graphs["nncf"] = args.int8_nncf
+    for spec in args.int8:
+        label, _, path = spec.partition("=")
+        if not path:
+            raise SystemExit(f"--int8 {spec}: expected LABEL=PATH")
+        graphs[label] = path
+    return graphs
 
 
 def make_runners(args, threads: int) -> dict:  # noqa: ANN001
-    """The paths of :data:`BOUND`, each with ``threads`` threads (PyTorch: torch.set_num_threads)."""
+    """Every path, each with ``threads`` threads (PyTorch: torch.set_num_threads): PyTorch fp32, ONNX
+    Runtime fp32 and int8 (the ``cpu`` graph), OpenVINO fp32 and bf16, and OpenVINO on each int8 graph
+    of :func:`int8_graphs` (f32 for the rest; with ``--bf16-rest`` also bf16 for the rest)."""
     torch.set_num_threads(threads)
     model, info = load_weights(args.weights)
     ov = {"cache_dir": ""}  # compile here, every time: no blob from another run
-    return {"torch fp32": TorchRunner(model, info),
-            REFERENCE: OnnxRuntimeRunner(args.fp32, threads=threads),
-            "onnxruntime int8 (cpu)": OnnxRuntimeRunner(args.int8_cpu, threads=threads),
-            "openvino fp32": OpenVinoRunner(args.fp32, threads=threads, **ov),
-            "openvino bf16": OpenVinoRunner(args.fp32, precision="bf16", threads=threads, **ov),
-            "openvino int8 (cpu graph)": OpenVinoRunner(args.int8_cpu, threads=threads, **ov),
-            "openvino int8 (nncf)": OpenVinoRunner(args.int8_nncf, threads=threads, **ov),
-            "openvino int8 (nncf) + bf16": OpenVinoRunner(args.int8_nncf, precision="bf16", threads=threads, **ov)}
+    runners = {"torch fp32": TorchRunner(model, info),
+               REFERENCE: OnnxRuntimeRunner(args.fp32, threads=threads),
+               "onnxruntime int8 (cpu)": OnnxRuntimeRunner(args.int8_cpu, threads=threads),
+               "openvino fp32": OpenVinoRunner(args.fp32, threads=threads, **ov),
+               "openvino bf16": OpenVinoRunner(args.fp32, precision="bf16", threads=threads, **ov)}
+    for label, path in int8_graphs(args).items():
+        runners[f"openvino int8 ({label})"] = OpenVinoRunner(path, threads=threads, **ov)
+        if args.bf16_rest or label == "nncf":
+            runners[f"openvino int8 ({label}) + bf16"] = OpenVinoRunner(path, precision="bf16",
+                                                                         threads=threads, **ov)
+    return runners
 
 
 def frames(args) -> list[tuple[str, np.ndarray, np.ndarray | None]]:  # noqa: ANN001
@@ -127,8 +152,8 @@ def rows(measured: dict, flop: float, peaks: dict) -> dict:
             "frames_per_s": 1.0 / median, "speedup": base / median, "runs": len(values),
             "fidelity_db": float(np.mean(measured["psnr"][path])) if path != REFERENCE else None,
             "ypsnr_change_db": float(np.mean(np.subtract(ypsnr, torch_y))) if ypsnr else None,
-            "gflops": flop / median / 1e9, "bound": BOUND[path],
-            "share_of_peak": flop / median / 1e9 / peaks[BOUND[path]]}
+            "gflops": flop / median / 1e9, "bound": bound(path),
+            "share_of_peak": flop / median / 1e9 / peaks[bound(path)]}
     return table
 
 
@@ -165,8 +190,13 @@ def markdown(results: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for name in ("--weights", "--data", "--fp32", "--int8-cpu", "--int8-nncf"):
+    for name in ("--weights", "--data", "--fp32", "--int8-cpu"):
         parser.add_argument(name, required=True)
+    parser.add_argument("--int8-nncf", help="the openvino profile's graph (run with f32 and bf16 for the rest)")
+    parser.add_argument("--int8", action="append", default=[], metavar="LABEL=PATH",
+                        help="another int8 QDQ graph for OpenVINO; repeatable")
+    parser.add_argument("--bf16-rest", action="store_true",
+                        help="run every int8 graph also with bf16 for what stays float")
     parser.add_argument("--gt", help="ground-truth folder (Y-PSNR at 320x480)")
     parser.add_argument("--images", type=int, default=2)
     parser.add_argument("--sizes", default="320x480,720x1280")
@@ -193,15 +223,24 @@ def main() -> None:
             measured = measure(runners, images, size, args.repeats)
             results.append({"size": f"{size[0]}x{size[1]}", "threads": threads,
                             "rows": rows(measured, 2.0 * macs[size], peaks[threads])})
+            write(args, images, macs, peaks, results, profiles, infos)  # a later size may not finish
         if args.profile:
             batch = resized(images[0][1], sizes[0])
             profiles[threads] = {p: profile(r, batch) for p, r in runners.items() if isinstance(r, OpenVinoRunner)}
-    text = markdown(results)
-    print(text)
+        del runners  # every compiled model of this thread count: free it before the next is compiled
+        gc.collect()
+    write(args, images, macs, peaks, results, profiles, infos)
+    print(markdown(results))
+    print(f"machine: {machine()}")
+
+
+def write(args, images, macs, peaks, results, profiles, infos) -> None:  # noqa: ANN001
+    """Write ``--json`` and ``--markdown`` with what has been measured so far."""
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     payload = {"machine": machine(), "cpu_features": cpu_features(), "uptime_after": uptime,
                "utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-               "images": [n for n, _, _ in images], "repeats": args.repeats, "conv_macs": {f"{h}x{w}": m for (h, w), m in macs.items()},
+               "images": [n for n, _, _ in images], "repeats": args.repeats,
+               "conv_macs": {f"{h}x{w}": m for (h, w), m in macs.items()},
                "gemm_peaks_gflops": peaks, "results": results, "openvino_profile": profiles,
                "runner_info": infos}
     if args.json:
@@ -209,8 +248,7 @@ def main() -> None:
             json.dump(payload, handle, indent=2, default=str)
     if args.markdown:
         with open(args.markdown, "w") as handle:
-            handle.write(text + "\n")
-    print(f"machine: {machine()}; {uptime}")
+            handle.write(markdown(results) + "\n")
 
 
 if __name__ == "__main__":

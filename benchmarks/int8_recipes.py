@@ -8,6 +8,7 @@ Usage:
         --set heavy=engines/heavy-rain/input:engines/heavy-rain/target --limit 10 \
         [--float-precision fp32|fp16] [--work /tmp/int8-recipes] [--json OUT.jsonl]
 
+The ``openvino`` profile takes ``--methods minmax,mean-minmax`` (NNCF's range estimators).
 For every recipe, the graph is calibrated once (ONNX Runtime on the CPU; the ranges are cached under
 ``--work`` per set, profile and method, so a rerun only measures) and fully quantized (minus
 ``--keep-fp32`` groups; with ``--float-precision fp16`` what stays float is then converted to fp16, as

@@ -82,7 +82,7 @@ _ROWS = (
     ("max difference (uint8 levels)", "{:d}", lambda s: s["fidelity"]["max_abs_u8"]),
     ("changed pixels, mean", "{:.2%}", lambda s: s["fidelity"]["changed_pixels"]),
     ("changed pixels, max", "{:.2%}", lambda s: s["changed_pixels_max"]),
-    ("median s/image (ONNX Runtime CPU)", "{:.3f}", lambda s: s["seconds_median"]),
+    ("median s/image ({checker})", "{:.3f}", lambda s: s["seconds_median"]),
 )
 _QUALITY_ROWS = (("psnr_y", "Y-PSNR vs ground truth (dB)", "{:.3f}"),
                  ("ssim_y", "Y-SSIM vs ground truth", "{:.4f}"),
@@ -90,15 +90,16 @@ _QUALITY_ROWS = (("psnr_y", "Y-PSNR vs ground truth (dB)", "{:.3f}"),
                  ("ssim_rgb", "RGB SSIM vs ground truth", "{:.4f}"))
 
 
-def print_summary(title: str, summary: dict) -> None:
+def print_summary(title: str, summary: dict, checker: str = "ONNX Runtime CPU") -> None:
     """Print a held-out summary (:func:`sapnet_export.measure.evaluation.summarize`, with images) as a
-    two-column table; ground-truth rows show reference, converted and their difference."""
+    two-column table; ground-truth rows show reference, converted and their difference. ``checker``
+    names the Runner whose seconds per image the table gives."""
     table = Table(title=title, show_header=False)
     table.add_column("", style="bold")
     table.add_column("", justify="right")
     for label, fmt, value_of in _ROWS:
         value = value_of(summary)
-        table.add_row(label, "inf" if isinstance(value, float) and math.isinf(value) else fmt.format(value))
+        table.add_row(label.format(checker=checker), "inf" if isinstance(value, float) and math.isinf(value) else fmt.format(value))
     if summary["quality"] is not None:
         for key, label, fmt in _QUALITY_ROWS:
             ref, conv = summary["reference_quality"][key], summary["quality"][key]

@@ -124,7 +124,8 @@ def _print_result(result, precision: str, opset: int, shared_pooling: bool) -> N
     summary = result.report["held_out"]["summary"]
     if summary["images"]:
         print_summary(f"held-out images vs PyTorch fp32 ({summary['images']}){held_out_source(result.report)}",
-                      summary)
+                      summary, checker=("OpenVINO" if meta.get("qdq_profile") == "openvino"
+                                        else "ONNX Runtime") + " CPU")
     console.print(f"[green]wrote[/] {result.path}: {meta['precision']}, {result.size_bytes / 1e6:.2f} MB, "
                   f"opset {opset}, {meta['stages']} stages, {meta['shape']}"
                   f"{', shared pooling (input pool_weights)' if shared_pooling else ''}, converted in "

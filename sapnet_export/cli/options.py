@@ -161,16 +161,18 @@ _CALIB_HELP = "Calibration set folder (from 'calib build'), for the int8 convers
 CalibOpt = Annotated[Optional[Path], typer.Option("--calib", help=_CALIB_HELP)]
 #: ``--calib DIR`` where it is required (``sensitivity``).
 CalibRequiredOpt = Annotated[Path, typer.Option("--calib", help=_CALIB_HELP)]
-CalibMethodOpt = Annotated[str, typer.Option(
-    "--calib-method", help="percentile (99.999 %, default) | minmax | entropy.")]
+CalibMethodOpt = Annotated[Optional[str], typer.Option(
+    "--calib-method", help="percentile (99.999 %, default; openvino profile: minmax) | minmax | "
+    "entropy | mean-minmax (openvino profile: NNCF's own estimator).")]
 #: ``--calib-method`` of ``onnx`` and ``trt``, whose default chooses by measurement.
-Int8CalibMethodOpt = Annotated[str, typer.Option(
-    "--calib-method", help="auto (default: minmax for the tensorrt profile on a set with synthetic rain, "
-    "percentile otherwise; measured, docs/measurements.md) | percentile (99.999 %) | minmax | entropy.")]
+Int8CalibMethodOpt = Annotated[Optional[str], typer.Option(
+    "--calib-method", help="auto (default: minmax for the tensorrt profile on a set with synthetic rain "
+    "and for the openvino profile, percentile otherwise; measured, docs/measurements.md) | percentile "
+    "(99.999 %) | minmax | entropy | mean-minmax (openvino profile only: NNCF's own estimator).")]
 KeepFp32Opt = Annotated[Optional[list[str]], typer.Option(
     "--keep-fp32", help="Keep a group (conv0, conv_i, conv_f, conv_g, conv_o, lstm_cell, "
     "res_conv1..5, conv) or node-name glob out of quantization. Repeatable. Default: the QDQ profile's "
-    "(tensorrt: conv0 and conv, 1.5 % of the MACs; cpu: those and lstm_cell; openvino: none); 'none' "
+    "(tensorrt: conv0 and conv, 1.5 % of the MACs; cpu and openvino: those and lstm_cell); 'none' "
     "quantizes every group.")]
 FloatPrecisionOpt = Annotated[str, typer.Option(
     "--float-precision", help="Precision of what int8 leaves in float (groups kept in float, the "
@@ -179,7 +181,7 @@ FloatPrecisionOpt = Annotated[str, typer.Option(
 QdqProfileOpt = Annotated[str, typer.Option(
     "--qdq-profile", help="tensorrt (int8 symmetric, for TensorRT/TensorRT-RTX) | cpu (u8s8, for "
     "ONNX Runtime on x86) | openvino (NNCF's nncf.quantize, checked with OpenVINO; "
-    "--calib-method does not apply).")]
+    "--calib-method minmax or mean-minmax).")]
 
 # --- verification (verify, bench) ------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ def sensitivity_command(
     limit: Annotated[int, typer.Option(
         "--limit", min=1, help="Use at most this many held-out images, evenly spaced.")] = 8,
     qdq_profile: opts.QdqProfileOpt = "tensorrt",
-    calib_method: opts.CalibMethodOpt = "percentile",
+    calib_method: opts.CalibMethodOpt = None,
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", help="JSON report (default: sensitivity-PROFILE.json in the current "
         "folder).")] = None,
@@ -35,12 +35,13 @@ def sensitivity_command(
     """Quantize one group at a time (everything else float) and rank the groups by the fidelity they
     cost: PSNR of the output against PyTorch fp32 on held-out images, lowest first."""
     from sapnet_export.data.images import discover_images, evenly_spaced
-    from sapnet_export.export.int8.quantize import check_int8_options
+    from sapnet_export.export.int8.quantize import analysis_calib_method, check_int8_options
     from sapnet_export.export.int8.scan import scan_sensitivity
     from sapnet_export.fileio import check_output, write_json
     from sapnet_export.model.checkpoints import load_weights
 
     output = check_output(output or Path(f"sensitivity-{qdq_profile}.json"), option="--output")
+    calib_method = calib_method or analysis_calib_method(qdq_profile)
     check_int8_options(qdq_profile, calib_method)
     calibration = load_calibration_warning_if_stale(calib)
     items = evenly_spaced(discover_images(data), limit)

@@ -42,7 +42,8 @@ def create_runner(backend: str, *, model: str | None = None, weights: str = "def
             device of the backend (``cuda``; ``tensorrt`` for ONNX Runtime's TensorRT provider;
             ``gpu``, ``npu``, ``auto`` for OpenVINO).
         precision: None for the model's own precision; ``bf16`` (OpenVINO only:
-            ``INFERENCE_PRECISION_HINT`` bf16); any other backend must already run the one asked.
+            ``INFERENCE_PRECISION_HINT`` bf16; an int8 graph then stays ``int8`` with its float parts
+            in bf16); any other backend must already run the one asked.
         force_bf16: OpenVINO: allow bf16 on a CPU without native bf16.
         allow_foreign_model: run a model file that is not a toolkit export (refused otherwise;
             :func:`sapnet_export.model.onnx_meta.check_identity`); ``info.foreign_model`` says why.
@@ -65,7 +66,9 @@ def create_runner(backend: str, *, model: str | None = None, weights: str = "def
     if own_graph:
         extra["own_graph"] = True
     runner = cls.from_options(model=model, weights=weights, stages=stages, device=device, **extra)
-    if precision is not None and runner.info.precision != precision:
+    # an int8 graph with bf16 asked keeps its label int8 and computes its float parts in bf16
+    bf16_rest = precision == "bf16" and runner.info.settings.get("inference_precision") == "bf16"
+    if precision is not None and runner.info.precision != precision and not bf16_rest:
         raise InputError(f"--precision {precision}: the {backend} backend runs {runner.info.model} in "
                          f"{runner.info.precision}; bf16 is an OpenVINO precision (--backend openvino), "
                          "others come from the model file ('sapnet-export onnx --precision')")

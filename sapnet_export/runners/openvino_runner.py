@@ -11,6 +11,14 @@ of its defaults would change results or hide what ran, so this Runner pins them 
   THROUGHPUT (the streams OpenVINO chooses, one frame per stream) for batches of several frames.
 - the device: ``CPU`` by default; ``GPU``, ``NPU``, ``AUTO`` only where present, never a fallback.
 
+One graph pattern OpenVINO runs wrongly: int8 (signed) activation QuantizeLinear/DequantizeLinear pairs
+on a CPU without AMX. The ``tensorrt`` profile's graph (int8 symmetric activations) came out at 26.3 dB
+from ONNX Runtime fp32 in OpenVINO 2026.4.1 where ONNX Runtime ran the same file at 45.3 dB (Rain100L
+``1.png``, AVX-512 VNNI, no AMX; docs/measurements.md, "The CPU paths with the openvino profile
+fixed"). Such a graph is handed to OpenVINO with every activation pair rewritten as the uint8 pair
+that computes the same values (:func:`~sapnet_export.export.int8.nncf_quantize.activations_to_uint8`;
+45.3 dB then), and ``settings["int8_activations"]`` says how many nodes were rewritten.
+
 Source: OpenVINO 2026 Python API (``openvino.Core``, ``CompiledModel``, ``AsyncInferQueue``) and its
 property reference (``ov::hint::inference_precision``, ``ov::hint::performance_mode``,
 ``ov::cache_dir``, ``ov::device::capabilities``).
@@ -143,10 +151,7 @@ class OpenVinoRunner(OnnxFileRunner):
                 raise InputError(f"{cache}: cannot be OpenVINO's model cache folder ($SAPNET_OPENVINO_CACHE): "
                                  f"{exc.strerror or exc}") from exc
             self.core.set_property({"CACHE_DIR": str(cache)})
-        try:
-            self.model = self.core.read_model(str(path))
-        except RuntimeError as exc:
-            raise InputError(f"{path}: OpenVINO {versions['openvino']} cannot read it: {exc}") from exc
+        rewritten = self._read(path, proto, versions["openvino"])
         self.static_shapes = static_shapes or self.device.split(".")[0] not in DYNAMIC_DEVICES
         self._compiled: OrderedDict = OrderedDict()
         latency = self._compile("LATENCY", None if not self.static_shapes else (1, 3, 64, 64))
@@ -157,10 +162,38 @@ class OpenVinoRunner(OnnxFileRunner):
                     "execution_devices": ",".join(latency.get_property("EXECUTION_DEVICES"))}
         if note:
             settings["bf16"] = note
+        if rewritten:
+            settings["int8_activations"] = (f"{rewritten} int8 activation Q/DQ nodes read as the equal uint8 "
+                                            "pairs (OpenVINO runs int8 activations wrongly without AMX)")
         self.info = RunnerInfo(
             backend="openvino", precision=label, device=self.device, model=str(path),
             stages=self.stages or 0, threads=_threads(latency, threads), versions=versions,
             settings=settings)
+
+    def _read(self, path: Path, proto, version: str) -> int:  # noqa: ANN001 - onnx.ModelProto
+        """Read the graph into :attr:`model`; one with int8 activation pairs is read with them
+        rewritten as uint8 (module docstring). Returns how many nodes were rewritten."""
+        import tempfile
+
+        import onnx
+
+        from sapnet_export.export.int8.nncf_quantize import activations_to_uint8
+
+        rewritten = 0
+        if any(n.op_type == "QuantizeLinear" for n in proto.graph.node):
+            copy = onnx.ModelProto()
+            copy.CopyFrom(proto)
+            rewritten = activations_to_uint8(copy)
+        try:
+            if not rewritten:
+                self.model = self.core.read_model(str(path))
+                return 0
+            with tempfile.TemporaryDirectory(prefix="sapnet-ov-") as folder:
+                onnx.save(copy, os.path.join(folder, "uint8-activations.onnx"))
+                self.model = self.core.read_model(os.path.join(folder, "uint8-activations.onnx"))
+        except RuntimeError as exc:
+            raise InputError(f"{path}: OpenVINO {version} cannot read it: {exc}") from exc
+        return rewritten
 
     def _precision(self, graph: str, asked: str | None, force: bool) -> tuple[str, str, str | None]:
         """(INFERENCE_PRECISION_HINT, the precision RunnerInfo says, the bf16 note) for ``asked``."""

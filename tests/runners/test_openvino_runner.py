@@ -57,6 +57,23 @@ def test_fp16_and_int8_graphs_run_close_to_onnxruntime(tiny_models, tiny_checkpo
         assert score.psnr_db >= min_db, (path, score)
 
 
+def test_int8_activation_pairs_are_read_as_uint8(tiny_models, tiny_fp32):
+    """The tensorrt profile's int8 activations: OpenVINO 2026.4.1 ran the published checkpoint's graph
+    at 26.3 dB from fp32 on a CPU without AMX; the Runner reads it with the equal uint8 pairs, says
+    so, and leaves the file as it was."""
+    from sapnet_export.fileio import sha256_file
+
+    path = tiny_models["int8"]
+    before = sha256_file(path)
+    runner = OpenVinoRunner(path, cache_dir="")
+    assert "read as the equal uint8 pairs" in runner.info.settings["int8_activations"]
+    assert sha256_file(path) == before
+    x = _batch((1, 3, 24, 32), seed=3)
+    score = fidelity(np.clip(OnnxRuntimeRunner(path).run(x), 0, 1), np.clip(runner.run(x), 0, 1))
+    assert score.psnr_db >= 45, score
+    assert "int8_activations" not in OpenVinoRunner(tiny_fp32, cache_dir="").info.settings
+
+
 def test_bf16_is_asked_for_and_recorded_or_refused(tiny_fp32):
     x = _batch((1, 3, 24, 32))
     f32 = OpenVinoRunner(tiny_fp32).run(x)
@@ -72,6 +89,17 @@ def test_bf16_is_asked_for_and_recorded_or_refused(tiny_fp32):
     # bf16 keeps 8 bits of mantissa: visibly different from f32, still close
     assert np.abs(out - f32).max() > 1e-5
     assert fidelity(np.clip(f32, 0, 1), np.clip(out, 0, 1)).psnr_db > 30
+
+
+def test_an_int8_graph_takes_bf16_for_its_float_parts(tiny_models):
+    """``verify --backend openvino --precision bf16`` of an int8 file: the label stays int8, the
+    hint is bf16 (what ``bench`` format ``openvino-int8-bf16`` runs)."""
+    if not cpu_features()["native_bf16"]:
+        pytest.skip("this CPU has no native bf16 (AVX512-BF16 or AMX)")
+    runner = create_runner("openvino", model=str(tiny_models["int8"]), precision="bf16")
+    assert (runner.info.precision, runner.info.settings["inference_precision"]) == ("int8", "bf16")
+    with pytest.raises(InputError, match="--precision fp16: "):
+        create_runner("openvino", model=str(tiny_models["int8"]), precision="fp16")
 
 
 def test_bf16_refusal_and_force_follow_the_capabilities():

@@ -11,7 +11,7 @@ import onnx
 from sapnet_export.measure.evaluation import HeldOutImage
 from .calibration import CalibrationSet
 from .mixed_fp16 import float_parts_to_fp16
-from .nncf_quantize import NNCF_METHOD
+from .nncf_quantize import nncf_method
 from .qdq_rules import check_tensorrt_qdq
 from .qat_ranges import QAT_METHOD, QatRanges, graph_ranges
 from .quantize import AUTO_CALIB_METHOD, QDQ_PROFILES, resolve_calib_method, select_nodes
@@ -27,7 +27,7 @@ class Int8Options:
         profile: QDQ profile, ``tensorrt``, ``cpu`` or ``openvino`` (NNCF).
         method: calibration method, ``auto`` (default: chosen from the profile and the set,
             :func:`~sapnet_export.export.int8.quantize.resolve_calib_method`), ``minmax``,
-            ``entropy`` or ``percentile``.
+            ``entropy`` or ``percentile`` (``openvino``: ``minmax`` or ``mean-minmax``).
         keep_fp32: group names or node-name globs kept out of quantization; None: the profile's
             :attr:`~sapnet_export.export.int8.quantize.QdqProfile.default_keep_fp32`; ``()``: nothing.
         float_precision: ``fp32`` or ``fp16``: the precision of what is not quantized (the groups
@@ -99,10 +99,9 @@ def convert_int8(proto: onnx.ModelProto, held_out: list[HeldOutImage], options: 
     calib = options.calibration
     meta.update({
         "qdq_profile": options.profile, "qdq_profile_summary": QDQ_PROFILES[options.profile].summary,
-        "calib_method": (NNCF_METHOD if options.profile == "openvino"
+        "calib_method": (nncf_method(method) if options.profile == "openvino"
                          else QAT_METHOD if options.qat else method),
-        "calib_method_from": ("nncf" if options.profile == "openvino" else "qat" if options.qat
-                              else method_from),
+        "calib_method_from": "qat" if options.qat else method_from,
         "calibration": str(calib.path),
         "calibration_frames_sha256": calib.sha256,
         "calibration_shape": "x".join(map(str, calib.frames.shape)),

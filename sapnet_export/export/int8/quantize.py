@@ -23,8 +23,9 @@ Three QDQ profiles (docs/design.md section 3):
 - ``cpu``: uint8 activations (asymmetric) and int8 weights (u8s8), ONNX Runtime's fast path on x86;
   Conv and the element-wise ops around it are quantized so that ONNX Runtime fuses them into integer
   kernels (quantizing Conv inputs alone gave no speed-up on the CPU).
-- ``openvino``: NNCF's ``nncf.quantize`` instead of ONNX Runtime's quantizer (its own statistics and
-  bias correction), checked with OpenVINO (:mod:`sapnet_export.export.int8.nncf_quantize`).
+- ``openvino``: NNCF's ``nncf.quantize`` instead of ONNX Runtime's quantizer (its own statistics, range
+  estimators ``minmax`` / ``mean-minmax`` and bias correction), checked with OpenVINO
+  (:mod:`sapnet_export.export.int8.nncf_quantize`).
 
 The groups a quantization includes or leaves in float (``conv0`` .. ``conv``) are defined in
 :mod:`sapnet_export.export.int8.groups` (their names are importable from here too).
@@ -48,7 +49,7 @@ from sapnet_export.model.onnx_meta import INPUT_NAME, POOL_WEIGHTS_NAME, whole_f
 from .groups import GROUPS, conv_macs, int8_conv_nodes, node_groups, select_nodes
 
 __all__ = ["AUTO_CALIB_METHOD", "CALIB_METHODS", "DEFAULT_CALIB_METHOD", "GROUPS", "QDQ_PROFILES", "QdqProfile",
-           "check_int8_options", "conv_macs", "int8_conv_nodes", "node_groups", "profile_runner", "quantize_int8",
+           "analysis_calib_method", "check_int8_options", "conv_macs", "int8_conv_nodes", "node_groups", "profile_runner", "quantize_int8",
            "resolve_calib_method", "select_nodes"]
 
 
@@ -66,6 +67,8 @@ class QdqProfile:
         conv_outputs: Conv outputs get a QuantizeLinear/DequantizeLinear pair too (``cpu``: ONNX
             Runtime fuses Conv into its integer QLinearConv only with a quantized output); False for
             ``tensorrt`` (module docstring).
+        calib_methods: the ``--calib-method`` values it takes (``openvino``: NNCF's range estimators,
+            :data:`~sapnet_export.export.int8.nncf_quantize.NNCF_RANGE_ESTIMATORS`).
         float_attention: the CRA layers' attention paths always stay float
             (:func:`~sapnet_export.export.int8.groups.attention_nodes`; ``--keep-fp32 cra`` for the other
             profiles): measured for ``cpu``, which quantizes their element-wise ops too, on 8 heavy-rain
@@ -81,8 +84,10 @@ class QdqProfile:
             float too, -0.263 / -0.600 dB, the only ``cpu`` recipe inside -1.0 dB. It costs speed:
             ONNX Runtime ran that graph 1.37x faster than fp32 where the one with ``lstm_cell`` int8
             ran 1.56x (one interleaved run; docs/measurements.md, "The default recipe").
-            ``openvino`` keeps none (NNCF shares one input quantizer between ``conv0`` and ``conv``,
-            ``nncf_quantize.py``).
+            ``openvino`` keeps the ``cpu`` profile's three: with NNCF's ``minmax`` on the mixed
+            synthetic-rain set, light -0.280 / -1.048 dB and heavy -0.108 / -0.861 dB, against
+            -0.255 / -1.608 and -0.277 / -0.844 dB with every group int8, at the same OpenVINO speed
+            (docs/measurements.md, "The openvino profile in heavy rain").
     """
 
     name: str
@@ -95,6 +100,7 @@ class QdqProfile:
     float_attention: bool = False
     conv_outputs: bool = True
     default_keep_fp32: tuple[str, ...] = ()
+    calib_methods: tuple[str, ...] = ("minmax", "entropy", "percentile")
 
 
 QDQ_PROFILES = {
@@ -111,7 +117,8 @@ QDQ_PROFILES = {
                            ("Conv", "Add", "Mul", "Sigmoid", "GlobalAveragePool", "Concat", "Relu"),
                            "NNCF nncf.quantize (preset mixed): uint8 asymmetric activations, int8 "
                            "symmetric per-channel weights, fast bias correction; QDQ placed for OpenVINO",
-                           backend="openvino"),
+                           backend="openvino", calib_methods=("minmax", "mean-minmax"),
+                           default_keep_fp32=("conv0", "conv", "lstm_cell")),
 }
 #: Calibration methods (``onnxruntime.quantization.CalibrationMethod``): minmax keeps the full range;
 #: entropy (KL divergence, TensorRT's classic calibrator) and percentile (99.999 %) clip outliers but
@@ -126,11 +133,21 @@ DEFAULT_CALIB_METHOD = "percentile"
 AUTO_CALIB_METHOD = "auto"
 
 
+def analysis_calib_method(profile: str) -> str:
+    """The method of ``sensitivity`` when ``--calib-method`` is not given: :data:`DEFAULT_CALIB_METHOD`,
+    ``minmax`` for ``openvino`` (NNCF has no percentile estimator)."""
+    return "minmax" if profile == "openvino" else DEFAULT_CALIB_METHOD
+
+
 def resolve_calib_method(method: str, profile: str, synthetic_frames: int) -> tuple[str, str]:
     """The calibration method ``auto`` stands for, with the reason (for reports); others are kept.
 
     ``auto``: ``minmax`` for the ``tensorrt`` profile on a calibration set with synthetic rain in it
-    (``synthetic_frames`` > 0, ``calib build --synthetic-rain``), ``percentile`` otherwise. Measured on
+    (``synthetic_frames`` > 0, ``calib build --synthetic-rain``) and for the ``openvino`` profile
+    always, ``percentile`` otherwise. ``openvino``, nothing kept float, 100 Rain100L images and
+    heavy20: NNCF's own ``mean-minmax`` on the 20 real-rain frames lost -0.99 dB Y-PSNR in heavy rain
+    (mean), ``minmax`` on the mixed set -0.28 dB (docs/measurements.md, "The openvino profile in
+    heavy rain"). Measured on
     the published checkpoint, all 100 Rain100L images and the 20-frame heavy-rain set heavy20,
     ``conv0`` and ``conv`` float (docs/measurements.md, "The default recipe"): ``tensorrt`` on the
     24-frame mixed synthetic-rain set, Y-PSNR change mean / worst light image -0.280 / -0.772 dB with
@@ -151,6 +168,8 @@ def resolve_calib_method(method: str, profile: str, synthetic_frames: int) -> tu
         return method, "--calib-method"
     if profile == "tensorrt" and synthetic_frames > 0:
         return "minmax", f"auto: tensorrt profile, {synthetic_frames} synthetic-rain calibration frames"
+    if profile == "openvino":
+        return "minmax", "auto: openvino profile"
     reason = "no synthetic-rain calibration frames" if profile == "tensorrt" else f"{profile} profile"
     return DEFAULT_CALIB_METHOD, f"auto: {reason}"
 class _FramesReader:
@@ -194,19 +213,20 @@ def _quiet_ort_quantizer() -> Iterator[None]:
 
 
 def check_int8_options(profile: str, calib_method: str, allow_auto: bool = False) -> None:
-    """Raise InputError unless ``profile`` is in :data:`QDQ_PROFILES` and ``calib_method`` in
-    :data:`CALIB_METHODS` (or ``auto`` with ``allow_auto``, where :func:`resolve_calib_method` runs
-    later), checked before any slow work starts."""
+    """Raise InputError unless ``profile`` is in :data:`QDQ_PROFILES` and ``calib_method`` in its
+    :attr:`QdqProfile.calib_methods` (or ``auto`` with ``allow_auto``, where
+    :func:`resolve_calib_method` runs later), and NNCF is installed for ``openvino``; checked before
+    any slow work starts."""
     if profile not in QDQ_PROFILES:
         raise InputError(f"--qdq-profile {profile}: choose one of {', '.join(QDQ_PROFILES)}")
+    methods = QDQ_PROFILES[profile].calib_methods
+    allowed = (AUTO_CALIB_METHOD, *methods) if allow_auto else methods
+    if calib_method not in allowed:
+        raise InputError(f"--calib-method {calib_method}: the {profile} profile takes {', '.join(allowed)}")
     if profile == "openvino":
         from .nncf_quantize import nncf_version
 
         nncf_version()
-        return  # NNCF chooses its own range estimators; --calib-method does not apply
-    allowed = (AUTO_CALIB_METHOD, *CALIB_METHODS) if allow_auto else CALIB_METHODS
-    if calib_method not in allowed:
-        raise InputError(f"--calib-method {calib_method}: choose one of {', '.join(allowed)}")
 
 
 def quantize_int8(fp32_path: str | os.PathLike, output: str | os.PathLike, *, profile: str,
@@ -218,11 +238,11 @@ def quantize_int8(fp32_path: str | os.PathLike, output: str | os.PathLike, *, pr
     CPU and stores the activation ranges at ``cache_path``; when that file exists, calibration is skipped
     and its ranges are used (pass ``frames=None`` then). The ``openvino`` profile quantizes with NNCF
     instead (:func:`~sapnet_export.export.int8.nncf_quantize.quantize_nncf`), which calibrates on
-    ``frames`` every time and ignores ``calib_method`` and ``cache_path``.
+    ``frames`` every time and ignores ``cache_path``.
 
     Args:
         profile: a key of :data:`QDQ_PROFILES`.
-        calib_method: one of :data:`CALIB_METHODS`.
+        calib_method: one of the profile's :attr:`QdqProfile.calib_methods`.
         exclude: node names kept in float (neither inputs nor weights quantized).
 
     Raises:
@@ -235,7 +255,7 @@ def quantize_int8(fp32_path: str | os.PathLike, output: str | os.PathLike, *, pr
     if profile == "openvino":
         from .nncf_quantize import quantize_nncf
 
-        return quantize_nncf(fp32_path, output, frames=frames, exclude=exclude)
+        return quantize_nncf(fp32_path, output, frames=frames, exclude=exclude, calib_method=calib_method)
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     if frames is None and not Path(cache_path).is_file():

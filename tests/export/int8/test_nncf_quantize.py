@@ -12,7 +12,8 @@ from conftest import invoke_cli as invoke, write_rgb
 pytest.importorskip("nncf", reason="NNCF is not installed: pip install 'sapnet-export[openvino]'")
 pytest.importorskip("openvino", reason="OpenVINO is not installed: pip install 'sapnet-export[openvino]'")
 
-from sapnet_export.export.int8.nncf_quantize import NNCF_METHOD, quantize_nncf  # noqa: E402
+from sapnet_export.errors import InputError  # noqa: E402
+from sapnet_export.export.int8.nncf_quantize import nncf_method, quantize_nncf  # noqa: E402
 from sapnet_export.export.int8.quantize import int8_conv_nodes, profile_runner  # noqa: E402
 from sapnet_export.model.onnx_meta import load_onnx, metadata  # noqa: E402
 
@@ -30,6 +31,29 @@ def test_quantize_nncf_makes_an_int8_qdq_graph_and_honours_the_ignored_scope(tin
     assert int8_conv_nodes(partial) == set(convs) - set(kept)
     runner = profile_runner("openvino", tmp_path / "q.onnx")
     assert (runner.info.backend, runner.info.precision) == ("openvino", "int8")
+
+
+def _input_scale(model: onnx.ModelProto) -> float:
+    """The scale of the QuantizeLinear on the graph input ``rainy``."""
+    from onnx import numpy_helper
+
+    scales = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    (node,) = [n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == "rainy"]
+    return float(scales[node.input[1]])
+
+
+def test_calib_method_chooses_nncf_range_estimator(tiny_onnx, tmp_path):
+    """minmax covers every frame's range; mean-minmax (NNCF's default) the mean of the frames' ranges,
+    so one bright frame among dark ones is clipped (what made the profile fail in heavy rain)."""
+    frames = np.random.default_rng(1).random((4, 3, 24, 32), dtype=np.float32) * 0.25
+    frames[0] *= 4.0  # one frame reaches ~1.0, three stop at 0.25
+    top = {m: _input_scale(quantize_nncf(tiny_onnx, tmp_path / f"{m}.onnx", frames=frames, calib_method=m)) * 255
+           for m in ("minmax", "mean-minmax")}
+    brightest = float(frames.max())
+    assert top["minmax"] >= brightest  # the bright frame fits (NNCF widens a little for the zero point)
+    assert top["mean-minmax"] < 0.7 * brightest  # the bright frame is clipped
+    with pytest.raises(InputError, match="--calib-method percentile: the openvino profile"):
+        quantize_nncf(tiny_onnx, tmp_path / "p.onnx", frames=frames, calib_method="percentile")
 
 
 def test_openvino_runs_the_nncf_graph_as_onnxruntime_does(tiny_onnx, tmp_path):
@@ -54,11 +78,16 @@ def test_onnx_command_openvino_profile(tiny_checkpoint, tiny_calibration, tmp_pa
                           "int8", "--calib", tiny_calibration, "--images", held, "--qdq-profile", "openvino",
                           "--min-psnr", "5")
     assert code == 0, output
-    assert "fidelity: OpenVINO (CPU) int8" in output and f"int8 (openvino profile, calibration {NNCF_METHOD} <nncf>)" in output
+    assert "fidelity: OpenVINO (CPU) int8" in output and f"int8 (openvino profile, calibration {nncf_method('minmax')} <auto: openvino profile>)" in output
     meta = metadata(load_onnx(tmp_path / "q.onnx"))
+    assert "median s/image (OpenVINO CPU)" in output  # the Runner that checked it, timed it
     assert (meta["qdq_profile"], meta["precision"]) == ("openvino", "int8")
+    assert (meta["calib_method"], meta["calib_method_from"]) == ("nncf minmax (fast bias correction)",
+                                                                 "auto: openvino profile")
     report = json.loads((tmp_path / "q.onnx.json").read_text())
-    assert report["held_out"]["summary"]["images"] == 1 and report["int8"]["chosen"]["int8_mac_share"] == 1.0
+    assert (meta["keep_fp32"], meta["keep_fp32_from"]) == ("conv0,conv,lstm_cell", "profile default")
+    assert set(meta["float_groups"].split(",")) == {"conv0", "conv", "lstm_cell"}
+    assert report["held_out"]["summary"]["images"] == 1 and 0 < report["int8"]["chosen"]["int8_mac_share"] < 1
     assert {n.op_type for n in onnx.load(str(tmp_path / "q.onnx")).graph.node} >= {"QuantizeLinear", "Conv"}
 
 

@@ -6,8 +6,8 @@ from sapnet_export.errors import InputError
 from sapnet_export.export.onnx_export import to_onnx_proto
 from sapnet_export.export.int8.groups import attention_nodes
 from sapnet_export.export.int8.qdq_rules import tensorrt_qdq_violations
-from sapnet_export.export.int8.quantize import (GROUPS, conv_macs, int8_conv_nodes, node_groups, quantize_int8,
-                                    select_nodes)
+from sapnet_export.export.int8.quantize import (GROUPS, analysis_calib_method, conv_macs, int8_conv_nodes,
+                                                node_groups, quantize_int8, resolve_calib_method, select_nodes)
 
 
 @pytest.fixture
@@ -132,3 +132,21 @@ def test_attention_nodes_are_each_cra_layers_vector_path(fp32):
     macs = conv_macs(fp32, 32, 48)
     share = sum(macs[n] for n in names if n in macs) / sum(macs.values())
     assert 0 < share < 1e-4
+
+
+@pytest.mark.parametrize("method, profile, synthetic, expected", [
+    ("auto", "tensorrt", 6, ("minmax", "auto: tensorrt profile, 6 synthetic-rain calibration frames")),
+    ("auto", "tensorrt", 0, ("percentile", "auto: no synthetic-rain calibration frames")),
+    ("auto", "cpu", 6, ("percentile", "auto: cpu profile")),
+    ("auto", "openvino", 0, ("minmax", "auto: openvino profile")),
+    ("auto", "openvino", 6, ("minmax", "auto: openvino profile")),
+    ("entropy", "tensorrt", 6, ("entropy", "--calib-method")),
+    ("mean-minmax", "openvino", 6, ("mean-minmax", "--calib-method")),
+])
+def test_resolve_calib_method(method, profile, synthetic, expected):
+    assert resolve_calib_method(method, profile, synthetic) == expected
+
+
+def test_analysis_method_is_one_the_profile_takes():
+    assert (analysis_calib_method("tensorrt"), analysis_calib_method("cpu"),
+            analysis_calib_method("openvino")) == ("percentile", "percentile", "minmax")
