@@ -16,7 +16,7 @@ on a CPU without AMX. The ``tensorrt`` profile's graph (int8 symmetric activatio
 from ONNX Runtime fp32 in OpenVINO 2026.4.1 where ONNX Runtime ran the same file at 45.3 dB (Rain100L
 ``1.png``, AVX-512 VNNI, no AMX; docs/measurements.md, "The CPU paths with the openvino profile
 fixed"). Such a graph is handed to OpenVINO with every activation pair rewritten as the uint8 pair
-that computes the same values (:func:`~sapnet_export.export.int8.nncf_quantize.activations_to_uint8`;
+that computes the same values (:func:`~sapnet_export.model.qdq_uint8.activations_to_uint8`;
 45.3 dB then), and ``settings["int8_activations"]`` says how many nodes were rewritten.
 
 Source: OpenVINO 2026 Python API (``openvino.Core``, ``CompiledModel``, ``AsyncInferQueue``) and its
@@ -177,7 +177,7 @@ class OpenVinoRunner(OnnxFileRunner):
 
         import onnx
 
-        from sapnet_export.export.int8.nncf_quantize import activations_to_uint8
+        from sapnet_export.model.qdq_uint8 import activations_to_uint8
 
         rewritten = 0
         if any(n.op_type == "QuantizeLinear" for n in proto.graph.node):
