@@ -99,7 +99,8 @@ def print_summary(title: str, summary: dict, checker: str = "ONNX Runtime CPU") 
     table.add_column("", justify="right")
     for label, fmt, value_of in _ROWS:
         value = value_of(summary)
-        table.add_row(label.format(checker=checker), "inf" if isinstance(value, float) and math.isinf(value) else fmt.format(value))
+        text = "inf" if isinstance(value, float) and math.isinf(value) else fmt.format(value)
+        table.add_row(label.format(checker=checker), text)
     if summary["quality"] is not None:
         for key, label, fmt in _QUALITY_ROWS:
             ref, conv = summary["reference_quality"][key], summary["quality"][key]

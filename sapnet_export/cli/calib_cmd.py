@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from sapnet_export.errors import CheckFailed, InputError
+from sapnet_export.errors import CheckFailed
 from ._app import SapnetGroup, WeightsOpt, app, console, err_console, print_coverage
 
 calib_app = typer.Typer(cls=SapnetGroup, no_args_is_help=True,
@@ -86,10 +86,7 @@ def show_command(
     from sapnet_export.export.int8.quantize import check_int8_options
 
     if coverage:
-        if qdq_profile == "openvino":  # NNCF writes its ranges into its graph only
-            raise InputError("--coverage --qdq-profile openvino: NNCF keeps no calibration ranges "
-                             "outside its graph; compare with --qdq-profile tensorrt or cpu")
-        check_int8_options(qdq_profile, calib_method)
+        check_int8_options(qdq_profile, calib_method, need_ranges=True)
     result = load_calibration(path)
     manifest = result.manifest
     table = Table(title=f"calibration set {path}", show_header=False)

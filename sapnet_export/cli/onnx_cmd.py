@@ -71,7 +71,7 @@ def onnx_command(
     model, info = load_weights(weights)
     console.print(f"weights: {info.name} -> {info.path} ({info.layout}, {info.source}, "
                   f"sha256 {info.sha256[:12]})")
-    checker = "OpenVINO" if precision == "int8" and qdq_profile == "openvino" else "ONNX Runtime"
+    checker = _checker(precision, qdq_profile)
     table = Table(title=f"fidelity: {checker} (CPU) {precision} vs PyTorch fp32")
     table.add_column("input", overflow="fold")
     for column in ("shape", "PSNR dB", "max diff u8", "changed px", "s"):
@@ -124,12 +124,16 @@ def _print_result(result, precision: str, opset: int, shared_pooling: bool) -> N
     summary = result.report["held_out"]["summary"]
     if summary["images"]:
         print_summary(f"held-out images vs PyTorch fp32 ({summary['images']}){held_out_source(result.report)}",
-                      summary, checker=("OpenVINO" if meta.get("qdq_profile") == "openvino"
-                                        else "ONNX Runtime") + " CPU")
+                      summary, checker=f"{_checker(precision, meta.get('qdq_profile'))} CPU")
     console.print(f"[green]wrote[/] {result.path}: {meta['precision']}, {result.size_bytes / 1e6:.2f} MB, "
                   f"opset {opset}, {meta['stages']} stages, {meta['shape']}"
                   f"{', shared pooling (input pool_weights)' if shared_pooling else ''}, converted in "
                   f"{result.export_s:.1f} s; report {result.report_path}")
+
+
+def _checker(precision: str, profile: str | None) -> str:
+    """The Runner that checks the written graph: OpenVINO for the openvino profile's int8."""
+    return "OpenVINO" if precision == "int8" and profile == "openvino" else "ONNX Runtime"
 
 
 def _groups(groups: tuple[str, ...]) -> str:

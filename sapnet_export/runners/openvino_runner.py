@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sapnet_export.errors import InputError
+from sapnet_export.errors import CheckFailed, InputError
 from sapnet_export.model.onnx_meta import OUTPUT_NAME, graph_precision
 from .base import RunnerInfo
 from .onnx_file import OnnxFileRunner
@@ -172,24 +172,29 @@ class OpenVinoRunner(OnnxFileRunner):
 
     def _read(self, path: Path, proto, version: str) -> int:  # noqa: ANN001 - onnx.ModelProto
         """Read the graph into :attr:`model`; one with int8 activation pairs is read with them
-        rewritten as uint8 (module docstring). Returns how many nodes were rewritten."""
+        rewritten as uint8 (module docstring; ``proto`` is changed). Returns how many nodes were
+        rewritten.
+
+        Raises:
+            InputError: OpenVINO cannot read it, or an activation pair's zero point is not a
+                constant (the rewrite does not know such a graph).
+        """
         import tempfile
 
         import onnx
 
         from sapnet_export.model.qdq_uint8 import activations_to_uint8
 
-        rewritten = 0
-        if any(n.op_type == "QuantizeLinear" for n in proto.graph.node):
-            copy = onnx.ModelProto()
-            copy.CopyFrom(proto)
-            rewritten = activations_to_uint8(copy)
+        try:
+            rewritten = activations_to_uint8(proto)  # the graph _open loaded for this Runner alone
+        except CheckFailed as exc:
+            raise InputError(f"{path}: {exc}") from exc
         try:
             if not rewritten:
                 self.model = self.core.read_model(str(path))
                 return 0
             with tempfile.TemporaryDirectory(prefix="sapnet-ov-") as folder:
-                onnx.save(copy, os.path.join(folder, "uint8-activations.onnx"))
+                onnx.save(proto, os.path.join(folder, "uint8-activations.onnx"))
                 self.model = self.core.read_model(os.path.join(folder, "uint8-activations.onnx"))
         except RuntimeError as exc:
             raise InputError(f"{path}: OpenVINO {version} cannot read it: {exc}") from exc

@@ -85,7 +85,7 @@ def convert_int8(proto: onnx.ModelProto, held_out: list[HeldOutImage], options: 
         quantized = onnx.load(str(budget.chosen.path))
         # do the held-out images hold activations the calibration did not cover? (read from ONNX
         # Runtime's calibration cache; NNCF, the openvino profile, keeps no ranges outside its graph)
-        if held_out and options.profile != "openvino":
+        if held_out and QDQ_PROFILES[options.profile].ranges_cache:
             budget.coverage = session.coverage(quantized=quantized)
     finally:
         session.close()

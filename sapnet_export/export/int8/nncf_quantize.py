@@ -1,9 +1,10 @@
 """The ``openvino`` QDQ profile: NNCF's post-training quantization of the fp32 ONNX, for OpenVINO.
 
 ``nncf.quantize`` (NNCF 3.x, ONNX backend) collects its own activation statistics on the calibration
-frames (their ranges taken as ``--calib-method`` says, :data:`NNCF_RANGE_ESTIMATORS`), places QuantizeLinear/DequantizeLinear pairs where OpenVINO's CPU plugin fuses them into int8
-kernels (convolutions, and the element-wise ops between them), and corrects the bias shift that
-quantizing the weights causes (fast bias correction). The preset is ``mixed``: asymmetric activations
+frames (their ranges taken as ``--calib-method`` says, :data:`NNCF_RANGE_ESTIMATORS`), places
+QuantizeLinear/DequantizeLinear pairs where OpenVINO's CPU plugin fuses them into int8 kernels
+(convolutions, and the element-wise ops between them), and corrects the bias shift that quantizing
+the weights causes (fast bias correction). The preset is ``mixed``: asymmetric activations
 and int8 symmetric per-channel weights. NNCF's ONNX backend writes an activation's pair in **int8**
 whenever its range goes below 0 (and in uint8 otherwise); :func:`activations_to_uint8` then rewrites
 those pairs as the equal uint8 ones, so that every activation is uint8 (u8s8, what x86 VNNI multiplies
@@ -48,8 +49,8 @@ __all__ = ["NNCF_RANGE_ESTIMATORS", "activations_to_uint8", "nncf_method", "nncf
 #: per-tensor activations (a frame with a wider range than most is clipped). Weights: per-channel
 #: min-max in both. Measured on the published checkpoint, nothing kept float, all 100 Rain100L images
 #: and heavy20, OpenVINO running the graph (docs/measurements.md, "The openvino profile in heavy
-#: rain"): the heavy-rain set lost -0.99 dB Y-PSNR (mean) with ``mean-minmax`` on the 20 real-rain
-#: frames, -0.28 dB with ``minmax`` on the 24-frame mixed synthetic-rain set.
+#: rain"): heavy20's Y-PSNR change (mean) was -0.993 dB with ``mean-minmax`` and -0.414 dB with
+#: ``minmax`` on the 20 real-rain frames, -0.821 and -0.277 dB on the 24-frame mixed set.
 NNCF_RANGE_ESTIMATORS = {"minmax": "MINMAX", "mean-minmax": "MEAN_MINMAX"}
 
 

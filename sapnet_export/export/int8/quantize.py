@@ -23,9 +23,8 @@ Three QDQ profiles (docs/design.md section 3):
 - ``cpu``: uint8 activations (asymmetric) and int8 weights (u8s8), ONNX Runtime's fast path on x86;
   Conv and the element-wise ops around it are quantized so that ONNX Runtime fuses them into integer
   kernels (quantizing Conv inputs alone gave no speed-up on the CPU).
-- ``openvino``: NNCF's ``nncf.quantize`` instead of ONNX Runtime's quantizer (its own statistics, range
-  estimators ``minmax`` / ``mean-minmax`` and bias correction), checked with OpenVINO
-  (:mod:`sapnet_export.export.int8.nncf_quantize`).
+- ``openvino``: NNCF's ``nncf.quantize`` (its own statistics, ``minmax`` / ``mean-minmax`` range estimators,
+  bias correction), checked with OpenVINO (:mod:`sapnet_export.export.int8.nncf_quantize`).
 
 The groups a quantization includes or leaves in float (``conv0`` .. ``conv``) are defined in
 :mod:`sapnet_export.export.int8.groups` (their names are importable from here too).
@@ -47,10 +46,15 @@ import onnx
 from sapnet_export.errors import InputError
 from sapnet_export.model.onnx_meta import INPUT_NAME, POOL_WEIGHTS_NAME, whole_frame_pool_weights
 from .groups import GROUPS, conv_macs, int8_conv_nodes, node_groups, select_nodes
+from .nncf_quantize import NNCF_RANGE_ESTIMATORS
 
 __all__ = ["AUTO_CALIB_METHOD", "CALIB_METHODS", "DEFAULT_CALIB_METHOD", "GROUPS", "QDQ_PROFILES", "QdqProfile",
-           "analysis_calib_method", "check_int8_options", "conv_macs", "int8_conv_nodes", "node_groups", "profile_runner", "quantize_int8",
-           "resolve_calib_method", "select_nodes"]
+           "analysis_calib_method", "check_int8_options", "conv_macs", "int8_conv_nodes", "node_groups",
+           "profile_runner", "quantize_int8", "resolve_calib_method", "select_nodes"]
+
+#: ONNX Runtime's calibration methods (``CalibrationMethod``): minmax keeps the full range; entropy (KL,
+#: TensorRT's classic calibrator) and percentile (99.999 %) clip outliers, holding a frame's tensors in memory.
+CALIB_METHODS = ("minmax", "entropy", "percentile")
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,7 @@ class QdqProfile:
     """How a QDQ graph is quantized for one consumer (see the module docstring).
 
     Attributes:
-        name: ``tensorrt`` or ``cpu``.
+        name: ``tensorrt``, ``cpu`` or ``openvino``.
         activation_type, weight_type: ``int8`` or ``uint8``.
         activation_symmetric: zero point 0 for activations.
         op_types: ONNX op types whose inputs get QuantizeLinear/DequantizeLinear.
@@ -67,8 +71,10 @@ class QdqProfile:
         conv_outputs: Conv outputs get a QuantizeLinear/DequantizeLinear pair too (``cpu``: ONNX
             Runtime fuses Conv into its integer QLinearConv only with a quantized output); False for
             ``tensorrt`` (module docstring).
-        calib_methods: the ``--calib-method`` values it takes (``openvino``: NNCF's range estimators,
-            :data:`~sapnet_export.export.int8.nncf_quantize.NNCF_RANGE_ESTIMATORS`).
+        calib_methods: the ``--calib-method`` values it takes: :data:`CALIB_METHODS`; ``openvino``
+            NNCF's range estimators (:data:`~sapnet_export.export.int8.nncf_quantize.NNCF_RANGE_ESTIMATORS`).
+        ranges_cache: its calibrated ranges are kept in a cache file (ONNX Runtime's), which the
+            coverage checks read; False for ``openvino`` (NNCF writes them into its graph only).
         float_attention: the CRA layers' attention paths always stay float
             (:func:`~sapnet_export.export.int8.groups.attention_nodes`; ``--keep-fp32 cra`` for the other
             profiles): measured for ``cpu``, which quantizes their element-wise ops too, on 8 heavy-rain
@@ -84,10 +90,9 @@ class QdqProfile:
             float too, -0.263 / -0.600 dB, the only ``cpu`` recipe inside -1.0 dB. It costs speed:
             ONNX Runtime ran that graph 1.37x faster than fp32 where the one with ``lstm_cell`` int8
             ran 1.56x (one interleaved run; docs/measurements.md, "The default recipe").
-            ``openvino`` keeps the ``cpu`` profile's three: with NNCF's ``minmax`` on the mixed
-            synthetic-rain set, light -0.280 / -1.048 dB and heavy -0.108 / -0.861 dB, against
-            -0.255 / -1.608 and -0.277 / -0.844 dB with every group int8, at the same OpenVINO speed
-            (docs/measurements.md, "The openvino profile in heavy rain").
+            ``openvino`` keeps those three too (NNCF ``minmax``, mixed set; light / heavy20 -0.280 /
+            -1.048 and -0.108 / -0.861 dB against -0.255 / -1.608 and -0.277 / -0.844 with every
+            group int8, same OpenVINO speed; "The openvino profile in heavy rain").
     """
 
     name: str
@@ -100,7 +105,8 @@ class QdqProfile:
     float_attention: bool = False
     conv_outputs: bool = True
     default_keep_fp32: tuple[str, ...] = ()
-    calib_methods: tuple[str, ...] = ("minmax", "entropy", "percentile")
+    calib_methods: tuple[str, ...] = CALIB_METHODS
+    ranges_cache: bool = True
 
 
 QDQ_PROFILES = {
@@ -117,13 +123,9 @@ QDQ_PROFILES = {
                            ("Conv", "Add", "Mul", "Sigmoid", "GlobalAveragePool", "Concat", "Relu"),
                            "NNCF nncf.quantize (preset mixed): uint8 asymmetric activations, int8 "
                            "symmetric per-channel weights, fast bias correction; QDQ placed for OpenVINO",
-                           backend="openvino", calib_methods=("minmax", "mean-minmax"),
+                           backend="openvino", calib_methods=tuple(NNCF_RANGE_ESTIMATORS), ranges_cache=False,
                            default_keep_fp32=("conv0", "conv", "lstm_cell")),
 }
-#: Calibration methods (``onnxruntime.quantization.CalibrationMethod``): minmax keeps the full range;
-#: entropy (KL divergence, TensorRT's classic calibrator) and percentile (99.999 %) clip outliers but
-#: hold every calibrated tensor of a frame in memory at once.
-CALIB_METHODS = ("minmax", "entropy", "percentile")
 #: The method of the analysis commands (``sensitivity``, ``calib show --coverage``) and of a set
 #: without synthetic rain: the method that measured best for SAPNet on real-rain calibration frames,
 #: in fidelity and in Y-PSNR against ground truth (docs/commands.md, ``onnx --calib-method``).
@@ -134,29 +136,26 @@ AUTO_CALIB_METHOD = "auto"
 
 
 def analysis_calib_method(profile: str) -> str:
-    """The method of ``sensitivity`` when ``--calib-method`` is not given: :data:`DEFAULT_CALIB_METHOD`,
-    ``minmax`` for ``openvino`` (NNCF has no percentile estimator)."""
-    return "minmax" if profile == "openvino" else DEFAULT_CALIB_METHOD
+    """``sensitivity``'s method without ``--calib-method``: :data:`DEFAULT_CALIB_METHOD` where the
+    profile takes it, else its first (``openvino``: ``minmax``; NNCF has no percentile)."""
+    methods = QDQ_PROFILES[profile].calib_methods
+    return DEFAULT_CALIB_METHOD if DEFAULT_CALIB_METHOD in methods else methods[0]
 
 
 def resolve_calib_method(method: str, profile: str, synthetic_frames: int) -> tuple[str, str]:
     """The calibration method ``auto`` stands for, with the reason (for reports); others are kept.
 
     ``auto``: ``minmax`` for the ``tensorrt`` profile on a calibration set with synthetic rain in it
-    (``synthetic_frames`` > 0, ``calib build --synthetic-rain``) and for the ``openvino`` profile
-    always, ``percentile`` otherwise. ``openvino``, nothing kept float, 100 Rain100L images and
-    heavy20: NNCF's own ``mean-minmax`` on the 20 real-rain frames lost -0.99 dB Y-PSNR in heavy rain
-    (mean), ``minmax`` on the mixed set -0.28 dB (docs/measurements.md, "The openvino profile in
-    heavy rain"). Measured on
-    the published checkpoint, all 100 Rain100L images and the 20-frame heavy-rain set heavy20,
-    ``conv0`` and ``conv`` float (docs/measurements.md, "The default recipe"): ``tensorrt`` on the
-    24-frame mixed synthetic-rain set, Y-PSNR change mean / worst light image -0.280 / -0.772 dB with
-    minmax, -0.406 / -1.041 with percentile; on the 20 real-rain frames alone -0.483 / -1.219 with
-    minmax, -0.306 / -0.708 with percentile. The ``cpu`` profile lost more with minmax on the mixed set
-    (-0.521 / -2.146 dB), so it keeps percentile.
+    (``synthetic_frames`` > 0, ``calib build --synthetic-rain``) and for ``openvino`` always (heavy20
+    Y-PSNR change, mean, every group int8: -0.993 dB with ``mean-minmax``, -0.414 with ``minmax`` on
+    the real-rain set; -0.821 and -0.277 on the mixed one; "The openvino profile in heavy rain"),
+    ``percentile`` otherwise. Published checkpoint, 100 Rain100L images, ``conv0`` and ``conv`` float
+    (docs/measurements.md, "The default recipe"), Y-PSNR change mean / worst: ``tensorrt`` on the
+    mixed set -0.280 / -0.772 dB with minmax, -0.406 / -1.041 with percentile; on the 20 real-rain
+    frames -0.483 / -1.219 and -0.306 / -0.708; ``cpu`` on the mixed set -0.521 / -2.146 with minmax.
 
     Args:
-        method: ``auto`` or one of :data:`CALIB_METHODS`.
+        method: ``auto`` or one of the profile's :attr:`QdqProfile.calib_methods`.
         profile: a key of :data:`QDQ_PROFILES`.
         synthetic_frames: frames of the calibration set with rendered rain (its manifest's
             ``synthetic_frames``).
@@ -172,6 +171,8 @@ def resolve_calib_method(method: str, profile: str, synthetic_frames: int) -> tu
         return "minmax", "auto: openvino profile"
     reason = "no synthetic-rain calibration frames" if profile == "tensorrt" else f"{profile} profile"
     return DEFAULT_CALIB_METHOD, f"auto: {reason}"
+
+
 class _FramesReader:
     """``CalibrationDataReader`` protocol: yields ``{"rainy": float32 [1, 3, H, W]}`` one frame at a time,
     within the range last given to :meth:`set_range` (ONNX Runtime's strided calibration). For a
@@ -212,13 +213,18 @@ def _quiet_ort_quantizer() -> Iterator[None]:
         root.setLevel(level)
 
 
-def check_int8_options(profile: str, calib_method: str, allow_auto: bool = False) -> None:
+def check_int8_options(profile: str, calib_method: str, allow_auto: bool = False,
+                       need_ranges: bool = False) -> None:
     """Raise InputError unless ``profile`` is in :data:`QDQ_PROFILES` and ``calib_method`` in its
     :attr:`QdqProfile.calib_methods` (or ``auto`` with ``allow_auto``, where
-    :func:`resolve_calib_method` runs later), and NNCF is installed for ``openvino``; checked before
-    any slow work starts."""
+    :func:`resolve_calib_method` runs later), the profile keeps its ranges where ``need_ranges``
+    (``calib show --coverage``; :attr:`QdqProfile.ranges_cache`), and NNCF is installed for
+    ``openvino``; checked before any slow work starts."""
     if profile not in QDQ_PROFILES:
         raise InputError(f"--qdq-profile {profile}: choose one of {', '.join(QDQ_PROFILES)}")
+    if need_ranges and not QDQ_PROFILES[profile].ranges_cache:
+        raise InputError(f"--coverage --qdq-profile {profile}: NNCF keeps no calibration ranges "
+                         "outside its graph; compare with --qdq-profile tensorrt or cpu")
     methods = QDQ_PROFILES[profile].calib_methods
     allowed = (AUTO_CALIB_METHOD, *methods) if allow_auto else methods
     if calib_method not in allowed:

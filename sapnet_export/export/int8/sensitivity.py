@@ -141,7 +141,7 @@ class Int8Session:
         exclude = [name for name, group in self.groups.items() if group not in chosen or name in keep]
         self._count += 1
         path = self.workdir / f"int8-{self._count}.onnx"
-        first = not self.cache_path.is_file() or self.profile == "openvino"  # NNCF keeps no cache
+        first = not self.cache_path.is_file() or not QDQ_PROFILES[self.profile].ranges_cache
         proto = quantize_int8(self.fp32_path, path, profile=self.profile,
                               frames=self.frames if first else None, calib_method=self.calib_method,
                               cache_path=self.cache_path, exclude=exclude)
